@@ -1,0 +1,42 @@
+"""The daemon's options, with their defaults and why each default is what it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .paths import Paths
+from .protocol import MAX_LINE_BYTES
+
+REQUEST_TIMEOUT_S = 10.0  # SPEC §4: how long a sender waits for a session client's answer
+REAPER_INTERVAL_S = 60.0  # seed: the reaper runs every 60 s ...
+STALE_AFTER_S = 90.0  # ... and closes session clients silent for 90 s (3 missed heartbeats)
+# Connections that are not session clients and send nothing for this long are closed: a
+# forgotten `nc -U` must not hold a slot forever. Subscribers (`ccc watch`) are exempt.
+IDLE_TIMEOUT_S = 600.0
+# 10,000 idle session connections must fit (bench target) with room for senders.
+MAX_CONNECTIONS = 16_384
+# Lines waiting to be written to one connection. A session client that stops reading fills it
+# and then gets errors instead of stalling the senders (and the daemon's memory stays bounded).
+OUTBOUND_QUEUE = 256
+SHUTDOWN_GRACE_S = 2.0  # connections get this long to finish their last write on shutdown
+TMUX_ENTER_DELAY_S = 0.05  # FACTS §5: Enter ≥30 ms after a paste, or it is swallowed
+
+
+@dataclass
+class DaemonConfig:
+    paths: Paths
+    request_timeout_s: float = REQUEST_TIMEOUT_S
+    max_line_bytes: int = MAX_LINE_BYTES
+    max_connections: int = MAX_CONNECTIONS
+    outbound_queue: int = OUTBOUND_QUEUE
+    reaper_interval_s: float = REAPER_INTERVAL_S
+    stale_after_s: float = STALE_AFTER_S
+    idle_timeout_s: float = IDLE_TIMEOUT_S
+    allow_eval: bool = False
+    log_level: str = "INFO"
+    extra_config_dirs: list[Path] = field(default_factory=list)
+    tmux_enter_delay_s: float = TMUX_ENTER_DELAY_S
+    # Watchers and scheduler can be switched off in focused tests.
+    enable_watchers: bool = True
+    scheduler_retry_s: float = 30.0

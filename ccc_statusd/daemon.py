@@ -1,0 +1,269 @@
+"""``ccc-statusd``: start-up, the root nursery, and shutdown (SPEC §5).
+
+Start-up: create the cache dir (0700); refuse to start if another daemon holds the pid lock or
+answers on the socket (exit 1, naming its pid); open the database; remove a stale socket file;
+bind (0600); write the pid. Then one root nursery supervises, as siblings started with
+``nursery.start``: signals, the server (and its connection tasks), the reaper, the scheduler,
+the metadata flusher and the watchers. Shutdown (SIGTERM/SIGINT) is cancellation of that
+nursery: connections close, the database is flushed and closed, socket and pid file removed,
+exit 0. SIGHUP re-scans sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import sys
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from . import __version__
+from .config import DaemonConfig
+from .paths import FILE_MODE, Paths, display
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+log = logging.getLogger("ccc_statusd")
+
+LOG_MAX_BYTES = 5 * 1024 * 1024  # rotate daemon.log at 5 MiB, keep 3: bounded disk use
+LOG_BACKUPS = 3
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+def acquire_pid_lock(paths: Paths) -> int:
+    """Open and exclusively lock ``daemon.pid``; returns the fd (held for the daemon's life)."""
+    fd = os.open(paths.pid, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            os.close(fd)
+            raise
+        other = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StartupError(
+            f"ccc-statusd is already running (pid {other}, lock {display(paths.pid)}); "
+            f"use it, or stop it first with: kill {other}"
+        ) from None
+    os.fchmod(fd, FILE_MODE)
+    return fd
+
+
+def write_pid(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, f"{os.getpid()}\n".encode())
+
+
+def socket_answers(path: Path) -> bool:
+    """Whether something accepts connections on the socket (then we must not replace it)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def setup_logging(paths: Paths | None, level: str) -> None:
+    root = logging.getLogger("ccc_statusd")
+    root.setLevel(level.upper())
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(fmt)
+    root.addHandler(stderr)
+    if paths is not None:
+        if not paths.log.exists():
+            os.close(os.open(paths.log, os.O_CREAT | os.O_WRONLY, FILE_MODE))
+        fileh = logging.handlers.RotatingFileHandler(
+            paths.log, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
+        fileh.setFormatter(fmt)
+        root.addHandler(fileh)
+    root.propagate = False
+
+
+async def run_daemon(
+    config: DaemonConfig,
+    *,
+    handle_signals: bool = False,
+    task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the daemon until cancelled (or SIGTERM/SIGINT when ``handle_signals``).
+
+    ``task_status.started(hub)`` is called once the socket is bound and accepting.
+    Raises StartupError when another daemon is running.
+    """
+    from .hub import Hub
+    from .reaper import run_reaper
+    from .scheduler import Scheduler
+    from .server import Server, open_unix_listener
+    from .store import Store
+    from .storeworker import StoreWorker
+
+    paths = config.paths
+    paths.ensure_dir()
+    with ExitStack() as stack:
+        pid_fd = acquire_pid_lock(paths)
+        stack.callback(os.close, pid_fd)
+        if socket_answers(paths.socket):
+            raise StartupError(
+                f"another daemon answers on {display(paths.socket)}; use it, or stop it first"
+            )
+        store = StoreWorker(await trio.to_thread.run_sync(Store, paths.db))
+        hub = Hub(config, store)
+        await hub.load()
+        listener = await open_unix_listener(str(paths.socket))
+        write_pid(pid_fd)
+        stack.callback(_unlink, paths.pid)
+        stack.callback(_unlink, paths.socket)
+        server = Server(config, hub)
+        hub.server = server
+        log.info(
+            "ccc-statusd %s listening on %s (pid %d)", __version__, paths.socket, os.getpid()
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                if handle_signals:
+                    await nursery.start(_watch_signals, nursery.cancel_scope, hub)
+                await nursery.start(server.serve, listener)
+                await nursery.start(hub.run_metadata_flusher)
+                await nursery.start(
+                    partial(
+                        run_reaper,
+                        server,
+                        interval_s=config.reaper_interval_s,
+                        stale_after_s=config.stale_after_s,
+                        idle_timeout_s=config.idle_timeout_s,
+                    )
+                )
+                await nursery.start(Scheduler(hub, retry_s=config.scheduler_retry_s).run)
+                if config.enable_watchers:
+                    from .discovery import run_watchers
+
+                    await nursery.start(run_watchers, hub)
+                task_status.started(hub)
+        finally:
+            with trio.CancelScope(shield=True):
+                await listener.aclose()
+                with trio.move_on_after(5):
+                    await hub.flush_metadata()
+                await store.aclose()
+            log.info("ccc-statusd stopped")
+
+
+async def _watch_signals(
+    cancel_scope: trio.CancelScope, hub: Hub, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        task_status.started()
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                log.info("SIGHUP: re-scanning sessions and the schedule")
+                await hub.load()
+                hub.wake_scheduler()
+                continue
+            log.info("%s: shutting down", signal.Signals(signum).name)
+            cancel_scope.cancel()
+            return
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = DaemonConfig(paths=Paths(Path(".")))
+    p = argparse.ArgumentParser(
+        prog="ccc-statusd",
+        description="The ccc-statusd daemon (runs in the foreground; stop it with Ctrl-C or SIGTERM).",
+    )
+    p.add_argument("--version", action="version", version=f"ccc-statusd {__version__}")
+    p.add_argument("--cache-dir", type=Path, help="where the socket, database and caches live (default: $CCC_CACHE_DIR, $XDG_CACHE_HOME/ccc-status, ~/.cache/ccc-status)")
+    p.add_argument("--allow-eval", action="store_true", help="accept `eval` messages (off by default: it runs code inside Claude Code)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)")
+    p.add_argument("--request-timeout", type=float, default=d.request_timeout_s, metavar="S", help=f"seconds to wait for a session to answer a routed message (default {d.request_timeout_s:g})")
+    p.add_argument("--max-line-bytes", type=int, default=d.max_line_bytes, metavar="N", help=f"longest accepted message line (default {d.max_line_bytes})")
+    p.add_argument("--max-connections", type=int, default=d.max_connections, metavar="N", help=f"simultaneous connections (default {d.max_connections})")
+    p.add_argument("--outbound-queue", type=int, default=d.outbound_queue, metavar="N", help=f"lines queued per connection before a slow reader is cut off (default {d.outbound_queue})")
+    p.add_argument("--reaper-interval", type=float, default=d.reaper_interval_s, metavar="S", help=f"how often stale connections are reaped (default {d.reaper_interval_s:g})")
+    p.add_argument("--stale-after", type=float, default=d.stale_after_s, metavar="S", help=f"close session clients silent this long (default {d.stale_after_s:g})")
+    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s, metavar="S", help=f"close other idle connections after this long (default {d.idle_timeout_s:g})")
+    p.add_argument("--config-dir", type=Path, action="append", default=[], metavar="DIR", help="an extra Claude config dir to watch (repeatable)")
+    p.add_argument("--no-watchers", action="store_true", help="do not watch transcripts, git or tmux")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> DaemonConfig:
+    paths = Paths(args.cache_dir.expanduser()) if args.cache_dir else Paths.default()
+    return DaemonConfig(
+        paths=paths,
+        request_timeout_s=args.request_timeout,
+        max_line_bytes=args.max_line_bytes,
+        max_connections=args.max_connections,
+        outbound_queue=args.outbound_queue,
+        reaper_interval_s=args.reaper_interval,
+        stale_after_s=args.stale_after,
+        idle_timeout_s=args.idle_timeout,
+        allow_eval=args.allow_eval,
+        log_level=args.log_level,
+        extra_config_dirs=list(args.config_dir),
+        enable_watchers=not args.no_watchers,
+    )
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Lift the soft open-files limit toward the hard one: each connection is an fd."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    try:
+        config.paths.ensure_dir()
+    except OSError as exc:
+        print(f"ccc-statusd: cannot create {config.paths.cache_dir}: {exc.strerror}; set CCC_CACHE_DIR to a writable dir", file=sys.stderr)
+        return 1
+    setup_logging(config.paths, config.log_level)
+    raise_fd_limit(config.max_connections + 256)
+    try:
+        trio.run(lambda: run_daemon(config, handle_signals=True))
+    except StartupError as exc:
+        print(f"ccc-statusd: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Routing decisions, pure: which session an id names, and what to do with a message for it.
+
+No I/O: the server asks these functions and acts on the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .protocol import MIN_PREFIX_LEN
+from .sessions import BUSY, ENDED, WAITING, SessionInfo
+
+
+class RoutingError(Exception):
+    """A message cannot be routed; ``str(exc)`` is the sentence sent back to the sender."""
+
+
+def resolve_id(target: str, known: Iterable[str]) -> str:
+    """A full session id, or a unique prefix of at least MIN_PREFIX_LEN characters, → full id."""
+    known_set = known if isinstance(known, set) else set(known)
+    if target in known_set:
+        return target
+    if len(target) < MIN_PREFIX_LEN:
+        raise RoutingError(
+            f"session {target!r} is not known and is too short to be a prefix; "
+            f"give the full session id or at least {MIN_PREFIX_LEN} characters of it "
+            "(list sessions with: ccc sessions)"
+        )
+    matches = sorted(s for s in known_set if s.startswith(target))
+    if not matches:
+        raise RoutingError(
+            f"no session matches {target!r}; list sessions with: ccc sessions"
+        )
+    if len(matches) > 1:
+        shown = ", ".join(matches[:10]) + (" …" if len(matches) > 10 else "")
+        raise RoutingError(
+            f"session prefix {target!r} is ambiguous: it matches {shown}; give more characters"
+        )
+    return matches[0]
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Send to the session client connected under ``key``."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class DeliverTmux:
+    """Type into the tmux pane of an adopted session."""
+
+    pane: str
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Keep it in the session's outbox until its next idle moment; ``reason`` is for the sender."""
+
+    reason: str
+
+
+Route = Deliver | DeliverTmux | Queue
+
+_QUEUE_REASONS = {
+    BUSY: "the session is busy with a turn",
+    WAITING: "the session is waiting for its user (a permission or question dialog is open)",
+}
+
+
+def decide(kind: str, info: SessionInfo | None, target: str, *, client_connected: bool) -> Route:
+    """Where a prompt/command/eval for session ``target`` goes, or RoutingError.
+
+    Deliver only when idle (SPEC §7): keystrokes go to whatever has focus, so a session whose
+    hooks say busy or waiting gets the message queued, never typed. Eval is never queued.
+    """
+    if info is None:
+        raise RoutingError(
+            f"session {target} is known but not connected to the daemon; attach it by starting "
+            "Claude Code with: ccc run -- claude"
+        )
+    if info.state == ENDED:
+        raise RoutingError(
+            f"session {target} has ended; start a new one (ccc run -- claude) or pick another "
+            "from: ccc sessions"
+        )
+    if client_connected:
+        if kind != "eval" and info.state in _QUEUE_REASONS:
+            return Queue(_QUEUE_REASONS[info.state])
+        return Deliver(info.key)
+    if kind == "eval":
+        raise RoutingError(
+            f"session {target} is not attached to the daemon, so it cannot evaluate code; "
+            "start it with: ccc run --inject -- claude"
+        )
+    if info.tmux_pane:
+        if info.state in _QUEUE_REASONS:
+            return Queue(_QUEUE_REASONS[info.state])
+        return DeliverTmux(info.tmux_pane)
+    raise RoutingError(
+        f"session {target} is not connected to the daemon and is not in a tmux pane; attach it "
+        "by starting Claude Code with: ccc run -- claude"
+    )
+
+
+def is_deliverable_state(state: str) -> bool:
+    """Whether an outbox may be drained now (idle, unknown, or failed: a failed turn is over)."""
+    return state not in (BUSY, WAITING, ENDED)
+
+
+def command_line(name: str, args: str | None) -> str:
+    """``/name args`` as typed (a leading ``/`` on ``name`` is optional)."""
+    line = "/" + name.lstrip("/")
+    return f"{line} {args}" if args else line

@@ -1,0 +1,302 @@
+"""The Unix-socket listener and the connection tasks.
+
+Theory of operation. ``Server.serve`` binds the socket and owns a child nursery with one task
+per connection. A connection task owns its stream: it reads lines through a bounded
+``LineFramer``, hands each decoded message to the hub, and writes the single reply. All writes
+to a connection go through that connection's bounded outbound queue, drained by its writer
+task, so a peer that never reads fills its own queue and gets cut off without stalling
+anyone else. ``Server.conns`` (id → Conn) is the registry the reaper scans; each connection
+removes itself in ``finally``, so the registry empties when the connections are gone.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import socket
+import struct
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import trio
+
+from . import protocol
+from .config import SHUTDOWN_GRACE_S, DaemonConfig
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+RECV_CHUNK = 65536
+_conn_ids = itertools.count(1)
+
+
+class PendingReply:
+    """A request routed to a session client, waiting for its ``response``."""
+
+    __slots__ = ("event", "result")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.result: dict[str, Any] | None = None
+
+
+class Conn:
+    """One accepted connection: its stream, outbound queue, and what it registered as."""
+
+    __slots__ = (
+        "id",
+        "stream",
+        "send_ch",
+        "recv_ch",
+        "scope",
+        "internal_id",
+        "pending",
+        "last_seen",
+        "subscriber",
+        "closing_error",
+    )
+
+    def __init__(self, stream: trio.SocketStream, queue_len: int) -> None:
+        self.id = next(_conn_ids)
+        self.stream = stream
+        self.send_ch, self.recv_ch = trio.open_memory_channel[bytes](queue_len)
+        self.scope = trio.CancelScope()
+        self.internal_id: str | None = None
+        self.pending: dict[str, PendingReply] = {}
+        self.last_seen = trio.current_time()
+        self.subscriber = False
+        self.closing_error: str | None = None
+
+    def send_nowait(self, line: bytes) -> bool:
+        """Queue a line; False if this peer's queue is full (it is not reading)."""
+        try:
+            self.send_ch.send_nowait(line)
+            return True
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+
+    async def send(self, line: bytes) -> None:
+        """Queue a reply to this peer's own request; waits if the peer is slow to read."""
+        try:
+            await self.send_ch.send(line)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def close(self, error: str | None = None) -> None:
+        """Ask the connection task to finish (optionally with a final error line)."""
+        self.closing_error = error
+        self.scope.cancel()
+
+    def fail_pending(self) -> None:
+        for pending in self.pending.values():
+            pending.event.set()
+        self.pending.clear()
+
+    @property
+    def kind(self) -> str:
+        if self.internal_id:
+            return "session"
+        return "subscriber" if self.subscriber else "client"
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process on the other end (Linux SO_PEERCRED), or None if unknown."""
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+class Server:
+    def __init__(self, config: DaemonConfig, hub: Hub) -> None:
+        self.config = config
+        self.hub = hub
+        self.conns: dict[int, Conn] = {}
+        self.clients: dict[str, Conn] = {}  # the seed's `clients`: internal id → connection
+        self.accepting = True
+        self.refused = 0
+        self._uid = os.getuid()
+
+    async def serve(self, listener: trio.SocketListener, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+        """Accept connections forever on a bound listener; each gets its own task."""
+        async with trio.open_nursery() as conn_nursery:
+            task_status.started()
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                        # Out of fds: back off a little instead of spinning.
+                        log.error("accept failed (%s); too many open files, pausing 100 ms", exc)
+                        await trio.sleep(0.1)
+                        continue
+                    raise
+                conn_nursery.start_soon(self._run_connection, stream)
+
+    async def _run_connection(self, stream: trio.SocketStream) -> None:
+        uid = peer_uid(stream.socket)  # type: ignore[arg-type]
+        if uid is not None and uid != self._uid and uid != 0:
+            log.warning("refused a connection from uid %s (only uid %s may connect)", uid, self._uid)
+            await self._refuse(stream, f"permission denied: this daemon belongs to uid {self._uid}; start your own with: ccc-statusd")
+            return
+        if len(self.conns) >= self.config.max_connections:
+            self.refused += 1
+            await self._refuse(
+                stream,
+                f"too many connections ({self.config.max_connections} open); close some clients "
+                "or restart the daemon with a higher --max-connections",
+            )
+            return
+        conn = Conn(stream, self.config.outbound_queue)
+        self.conns[conn.id] = conn
+        try:
+            with conn.scope:
+                async with trio.open_nursery() as nursery:
+                    writer_done = trio.Event()
+                    nursery.start_soon(self._writer, conn, writer_done)
+                    await self._reader(conn)
+                    # The peer is done sending (EOF, or an oversize line): flush what is queued
+                    # for it, bounded in time, then stop.
+                    conn.send_ch.close()
+                    with trio.move_on_after(SHUTDOWN_GRACE_S):
+                        await writer_done.wait()
+                    nursery.cancel_scope.cancel()
+            if conn.closing_error:
+                await self._final_write(stream, conn.closing_error)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("connection %d failed", conn.id)
+        finally:
+            del self.conns[conn.id]
+            conn.send_ch.close()
+            conn.fail_pending()
+            self.hub.on_disconnect(conn)
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    async def _reader(self, conn: Conn) -> None:
+        framer = protocol.LineFramer(self.config.max_line_bytes)
+        stream = conn.stream
+        while True:
+            try:
+                data = await stream.receive_some(RECV_CHUNK)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+                return
+            if not data:
+                return
+            conn.last_seen = trio.current_time()
+            try:
+                lines = framer.feed(data)
+            except protocol.LineTooLong as exc:
+                # The rest of this line is unbounded garbage we cannot resync on: answer, close.
+                await conn.send(protocol.encode_dict(protocol.response(error=str(exc))))
+                return
+            for line in lines:
+                reply = await self.hub.handle_line(conn, line)
+                if reply is not None:
+                    await conn.send(reply)
+
+    async def _writer(self, conn: Conn, done: trio.Event) -> None:
+        try:
+            await self._write_queued(conn)
+        finally:
+            done.set()
+
+    async def _write_queued(self, conn: Conn) -> None:
+        async for line in conn.recv_ch:
+            # Coalesce what is already queued into one write: far fewer syscalls under load.
+            if len(line) < RECV_CHUNK:
+                batch = [line]
+                size = len(line)
+                while size < RECV_CHUNK:
+                    try:
+                        more = conn.recv_ch.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    batch.append(more)
+                    size += len(more)
+                line = b"".join(batch) if len(batch) > 1 else line
+            try:
+                await conn.stream.send_all(line)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+                conn.scope.cancel()
+                return
+
+    async def _final_write(self, stream: trio.SocketStream, error: str) -> None:
+        """Best-effort last line (an error) before closing, bounded in time."""
+        line = protocol.encode_dict(protocol.response(error=error))
+        with trio.move_on_after(SHUTDOWN_GRACE_S) as scope:
+            scope.shield = True
+            try:
+                await stream.send_all(line)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError, OSError):
+                pass
+
+    async def _refuse(self, stream: trio.SocketStream, error: str) -> None:
+        try:
+            await self._final_write(stream, error)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    # --- used by the hub and the reaper ----------------------------------------------------
+
+    def register_client(self, internal_id: str, conn: Conn) -> Conn | None:
+        """Map ``internal_id`` to ``conn``; returns a previous connection (now replaced)."""
+        old = self.clients.get(internal_id)
+        self.clients[internal_id] = conn
+        conn.internal_id = internal_id
+        if old is not None and old is not conn:
+            old.internal_id = None
+            old.close(
+                "this session client was replaced by a newer connection with the same internal_id"
+            )
+            return old
+        return None
+
+    def unregister_client(self, conn: Conn) -> bool:
+        iid = conn.internal_id
+        if iid is not None and self.clients.get(iid) is conn:
+            del self.clients[iid]
+            return True
+        return False
+
+
+async def open_unix_listener(path: str, backlog: int = 4096) -> trio.SocketListener:
+    """Bind a Unix socket at ``path`` with mode 0600, replacing a stale socket file only.
+
+    The caller has already established that no daemon answers there; a non-socket file at
+    that path is left alone and reported instead of deleted.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        import stat
+
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(
+                errno.EEXIST,
+                f"{path} exists and is not a socket; move it away and start again",
+            )
+        os.unlink(path)
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    try:
+        old_umask = os.umask(0o177)  # the socket is created 0600: no window where others can connect
+        try:
+            await sock.bind(path)
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)

@@ -1,0 +1,334 @@
+"""The database (``scheduled.db``): schema by migrations and typed, synchronous methods.
+
+Owns the seed's three tables (``scheduled_messages``, ``session_metadata``, ``context_window``;
+columns may be added, never removed). Everything here is blocking sqlite-utils code: the daemon
+calls it off the event loop through one serialised worker (``StoreWorker`` in ``storeworker.py``),
+and the CLI calls it directly when the daemon is down. One method call = one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .paths import FILE_MODE
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000  # SPEC §5: concurrent CLI writers wait instead of failing at once
+
+migrations = Migrations("ccc_statusd")
+
+
+@migrations()
+def m001_seed_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS scheduled_messages (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            message TEXT NOT NULL,
+            send_at INTEGER NOT NULL,
+            created_at INTEGER NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS session_metadata (
+            session_id TEXT PRIMARY KEY,
+            claude_config_dir TEXT NOT NULL,
+            transcript_path TEXT,
+            first_seen INTEGER NOT NULL,
+            last_seen INTEGER NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS context_window (
+            session_id TEXT PRIMARY KEY,
+            context_window_size INTEGER NOT NULL,
+            used_percentage REAL NOT NULL,
+            remaining_percentage REAL NOT NULL,
+            total_input_tokens INTEGER NOT NULL,
+            total_output_tokens INTEGER NOT NULL,
+            cache_read_input_tokens INTEGER,
+            cache_creation_input_tokens INTEGER,
+            current_input_tokens INTEGER,
+            current_output_tokens INTEGER,
+            updated_at INTEGER NOT NULL)"""
+    )
+
+
+@migrations()
+def m002_delivery_columns(db: sqlite_utils.Database) -> None:
+    sched = db["scheduled_messages"]
+    sched.add_column("kind", str, not_null_default="prompt")  # type: ignore[union-attr]
+    sched.add_column("trigger", str, not_null_default="at")  # type: ignore[union-attr]
+    sched.add_column("attempts", int, not_null_default=0)  # type: ignore[union-attr]
+    sched.add_column("last_error", str)  # type: ignore[union-attr]
+    sched.add_column("last_attempt_at", int)  # type: ignore[union-attr]
+    sched.add_column("sender", str)  # type: ignore[union-attr]
+    db.execute("CREATE INDEX IF NOT EXISTS idx_sched_send_at ON scheduled_messages(send_at)")
+    meta = db["session_metadata"]
+    for col, typ in (
+        ("internal_id", str),
+        ("alias_of", str),
+        ("cwd", str),
+        ("model", str),
+        ("state", str),
+        ("state_changed_at", int),
+        ("state_error", str),
+        ("client_kind", str),
+        ("pid", int),
+        ("tmux_pane", str),
+        ("git_branch", str),
+        ("cost_usd", float),
+        ("last_assistant_message", str),
+        ("data", str),
+    ):
+        meta.add_column(col, typ)  # type: ignore[union-attr]
+
+
+def now_s() -> int:
+    """Wall-clock seconds for the database (the one place wall time is read for storage)."""
+    return int(time.time())
+
+
+class CorruptDatabase(Exception):
+    pass
+
+
+def open_db(path: Path) -> sqlite_utils.Database:
+    """Open (creating, 0600) the database with WAL and the busy timeout; apply migrations.
+
+    A file that is not a database, or fails ``quick_check``, is moved aside (``.corrupt-<ts>``)
+    with a logged warning and a fresh one created: a corrupt file must never cause a crash loop.
+    """
+    try:
+        return _open(path)
+    except (sqlite3.DatabaseError, CorruptDatabase) as exc:
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        log.warning("database %s is unreadable (%s); moved it aside to %s", path, exc, aside)
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(path) + suffix)
+            if p.exists():
+                os.replace(p, Path(str(aside) + suffix))
+        return _open(path)
+
+
+def _open(path: Path) -> sqlite_utils.Database:
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE)
+        os.close(fd)
+    # check_same_thread=False: the daemon's store worker may run on any pooled thread, but
+    # a CapacityLimiter(1) guarantees only one uses the connection at a time.
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    db = sqlite_utils.Database(conn)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        log.warning("database %s could not switch to WAL (mode %s)", path, mode)
+    result = db.execute("PRAGMA quick_check").fetchone()[0]
+    if result != "ok":
+        conn.close()
+        raise CorruptDatabase(f"quick_check says: {result}")
+    migrations.apply(db)
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(str(path) + suffix)
+        if p.exists():
+            os.chmod(p, FILE_MODE)
+    return db
+
+
+# Columns of session_metadata the daemon writes (everything else is ignored on upsert).
+META_COLUMNS = frozenset(
+    {
+        "session_id",
+        "claude_config_dir",
+        "transcript_path",
+        "first_seen",
+        "last_seen",
+        "internal_id",
+        "alias_of",
+        "cwd",
+        "model",
+        "state",
+        "state_changed_at",
+        "state_error",
+        "client_kind",
+        "pid",
+        "tmux_pane",
+        "git_branch",
+        "cost_usd",
+        "last_assistant_message",
+        "data",
+    }
+)
+CONTEXT_COLUMNS = (
+    "context_window_size",
+    "used_percentage",
+    "remaining_percentage",
+    "total_input_tokens",
+    "total_output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "current_input_tokens",
+    "current_output_tokens",
+)
+
+
+class Store:
+    """Typed access to ``scheduled.db``. Not thread-safe: one caller at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = open_db(path)
+
+    def close(self) -> None:
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+        self.db.conn.close()
+
+    # --- session metadata ---------------------------------------------------------------
+
+    def upsert_sessions(self, rows: Iterable[dict[str, Any]], now: int | None = None) -> int:
+        """Insert or update many sessions in one transaction; keeps ``first_seen``."""
+        now = now_s() if now is None else now
+        count = 0
+        with self.db.atomic():
+            for row in rows:
+                clean = {k: v for k, v in row.items() if k in META_COLUMNS and v is not None}
+                if isinstance(clean.get("data"), dict):
+                    clean["data"] = json.dumps(clean["data"])
+                sid = clean["session_id"]
+                clean["last_seen"] = clean.get("last_seen", now)
+                existing = self.db.execute(
+                    "SELECT 1 FROM session_metadata WHERE session_id = ?", [sid]
+                ).fetchone()
+                if existing:
+                    sets = {k: v for k, v in clean.items() if k not in ("session_id", "first_seen")}
+                    if sets:
+                        assignments = ", ".join(f"[{k}] = ?" for k in sets)
+                        self.db.execute(
+                            f"UPDATE session_metadata SET {assignments} WHERE session_id = ?",
+                            [*sets.values(), sid],
+                        )
+                else:
+                    clean.setdefault("claude_config_dir", "")
+                    clean.setdefault("first_seen", now)
+                    self.db["session_metadata"].insert(clean)  # type: ignore[union-attr]
+                count += 1
+        return count
+
+    def sessions(self) -> list[dict[str, Any]]:
+        rows = list(self.db.query("SELECT * FROM session_metadata ORDER BY last_seen DESC"))
+        ctx = {r["session_id"]: r for r in self.db.query("SELECT * FROM context_window")}
+        for row in rows:
+            if row.get("data"):
+                try:
+                    row["data"] = json.loads(row["data"])
+                except ValueError:
+                    row["data"] = None
+            if row["session_id"] in ctx:
+                row["context_window"] = ctx[row["session_id"]]
+        return rows
+
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        for row in self.db.query(
+            "SELECT * FROM session_metadata WHERE session_id = ?", [session_id]
+        ):
+            return dict(row)
+        return None
+
+    def session_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT session_id FROM session_metadata")]
+
+    # --- context window -----------------------------------------------------------------
+
+    def upsert_context_window(self, session_id: str, fig: dict[str, Any], now: int | None = None) -> None:
+        row = {"session_id": session_id, "updated_at": now_s() if now is None else now}
+        row.update({k: fig.get(k) for k in CONTEXT_COLUMNS})
+        with self.db.atomic():
+            self.db["context_window"].upsert(row, pk="session_id")  # type: ignore[union-attr]
+
+    def context_window(self, session_id: str) -> dict[str, Any] | None:
+        for row in self.db.query("SELECT * FROM context_window WHERE session_id = ?", [session_id]):
+            return dict(row)
+        return None
+
+    # --- scheduled messages (and the outbox of queued deliveries) -------------------------
+
+    def add_scheduled(
+        self,
+        session_id: str,
+        message: str,
+        send_at: int,
+        *,
+        kind: str = "prompt",
+        trigger: str = "at",
+        sender: str | None = None,
+        now: int | None = None,
+        id: str | None = None,
+    ) -> dict[str, Any]:
+        row = {
+            "id": id or uuid.uuid4().hex[:12],
+            "session_id": session_id,
+            "message": message,
+            "send_at": int(send_at),
+            "created_at": now_s() if now is None else now,
+            "kind": kind,
+            "trigger": trigger,
+            "attempts": 0,
+            "sender": sender,
+        }
+        with self.db.atomic():
+            self.db["scheduled_messages"].insert(row)  # type: ignore[union-attr]
+        return row
+
+    def scheduled(self, session_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM scheduled_messages"
+        args: list[Any] = []
+        if session_id:
+            sql += " WHERE session_id = ?"
+            args.append(session_id)
+        return [dict(r) for r in self.db.query(sql + " ORDER BY send_at, created_at, rowid", args)]
+
+    def scheduled_one(self, id: str) -> dict[str, Any] | None:
+        for row in self.db.query("SELECT * FROM scheduled_messages WHERE id = ?", [id]):
+            return dict(row)
+        return None
+
+    def delete_scheduled(self, id: str) -> bool:
+        with self.db.atomic():
+            cur = self.db.execute("DELETE FROM scheduled_messages WHERE id = ?", [id])
+        return cur.rowcount > 0
+
+    def record_attempt(self, id: str, error: str | None, now: int | None = None) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE scheduled_messages SET attempts = attempts + 1, last_error = ?, "
+                "last_attempt_at = ? WHERE id = ?",
+                [error, now_s() if now is None else now, id],
+            )
+
+    def match_scheduled(self, prefix: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM scheduled_messages WHERE id LIKE ? ESCAPE '\\'",
+                [prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"],
+            )
+        ]
+
+    def count_scheduled(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM scheduled_messages").fetchone()[0])
+
+    def integrity_ok(self) -> bool:
+        return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
