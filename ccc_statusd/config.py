@@ -40,3 +40,5 @@ class DaemonConfig:
     # Watchers and scheduler can be switched off in focused tests.
     enable_watchers: bool = True
     scheduler_retry_s: float = 30.0
+    # Run database calls on the event loop: only for tests on Trio's virtual clock.
+    store_inline: bool = False

@@ -20,6 +20,8 @@ import os
 import signal
 import socket
 import sys
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -107,12 +109,14 @@ async def run_daemon(
     config: DaemonConfig,
     *,
     handle_signals: bool = False,
+    wall: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the daemon until cancelled (or SIGTERM/SIGINT when ``handle_signals``).
 
-    ``task_status.started(hub)`` is called once the socket is bound and accepting.
-    Raises StartupError when another daemon is running.
+    ``task_status.started(hub)`` is called once the socket is bound and accepting. ``wall``
+    is the wall clock used for stored timestamps and ``send_at`` (tests pass one driven by
+    Trio's MockClock). Raises StartupError when another daemon is running.
     """
     from .hub import Hub
     from .reaper import run_reaper
@@ -130,8 +134,8 @@ async def run_daemon(
             raise StartupError(
                 f"another daemon answers on {display(paths.socket)}; use it, or stop it first"
             )
-        store = StoreWorker(await trio.to_thread.run_sync(Store, paths.db))
-        hub = Hub(config, store)
+        store = StoreWorker(await trio.to_thread.run_sync(Store, paths.db), inline=config.store_inline)
+        hub = Hub(config, store, wall=wall)
         await hub.load()
         listener = await open_unix_listener(str(paths.socket))
         write_pid(pid_fd)

@@ -67,7 +67,7 @@ class Hub:
         self.store = store
         self.wall = wall
         self.registry = SessionRegistry()
-        self.events = EventBus()
+        self.events = EventBus(wall)
         self.server: Server | None = None
         self.started_at = trio.current_time()
         self.started_wall = wall()
@@ -78,6 +78,7 @@ class Hub:
         self.config_dirs: set[str] = set()
         self._dirty: set[str] = set()
         self._dirty_event = trio.Event()
+        self._flush_lock = trio.Lock()
         self.turn_waiters: dict[str, list[Any]] = {}  # used by `ask` (conversations.py)
         self.counters = {"routed": 0, "queued": 0, "errors": 0, "hooks": 0}
 
@@ -332,7 +333,7 @@ class Hub:
         self, sid: str, kind: str, text: str, reason: str, rid: str | None, sender: Conn | None
     ) -> dict[str, Any]:
         row = await self.store.run(
-            "add_scheduled", sid, text, int(self.wall()), kind if kind != "eval" else "prompt", "idle"
+            "add_scheduled", sid, text, int(self.wall()), kind=kind, trigger="idle", now=int(self.wall())
         )
         self.scheduled_count += 1
         self.counters["queued"] += 1
@@ -516,6 +517,11 @@ class Hub:
             await self.flush_metadata()
 
     async def flush_metadata(self) -> None:
+        # Serialised: a caller (shutdown, a test) returns only after any flush in progress is done.
+        async with self._flush_lock:
+            await self._flush_metadata()
+
+    async def _flush_metadata(self) -> None:
         self._dirty_event = trio.Event()
         keys, self._dirty = self._dirty, set()
         infos = [self.registry.sessions[k] for k in keys if k in self.registry.sessions]
@@ -530,7 +536,7 @@ class Hub:
         for info in infos:
             self.remembered_ids.update(info.all_ids)
         records = [(info.session_id, self.cache_record(info)) for info in infos]
-        await trio.to_thread.run_sync(self._write_caches, records)
+        await self.store.offload(self._write_caches, records)
 
     def _write_caches(self, records: list[tuple[str | None, dict[str, Any]]]) -> None:
         for sid, record in records:

@@ -148,7 +148,7 @@ async def session_path(hub: Hub, sid: str) -> str | None:
     agg = hub.transcripts.get(sid)
     if agg and agg.get("transcript_path"):
         return str(agg["transcript_path"])
-    return await trio.to_thread.run_sync(discover_path, hub, sid, row)
+    return await hub.store.offload(discover_path, hub, sid, row)
 
 
 def discover_path(hub: Hub, sid: str, row: dict[str, Any] | None) -> str | None:

@@ -198,9 +198,28 @@ class Server:
                 await conn.send(protocol.encode_dict(protocol.response(error=str(exc))))
                 return
             for line in lines:
-                reply = await self.hub.handle_line(conn, line)
+                reply = await self._handle_line(conn, line)
                 if reply is not None:
                     await conn.send(reply)
+
+    async def _handle_line(self, conn: Conn, line: bytes) -> bytes | None:
+        """The hub's reply to one line; a bug in the hub costs that one message, not the
+        connection: the peer still gets exactly one reply, in order, and can go on."""
+        try:
+            return await self.hub.handle_line(conn, line)
+        except Exception:  # Cancelled is a BaseException: cancellation still propagates
+            log.exception("connection %d: internal error handling a %d-byte message", conn.id, len(line))
+            try:
+                rid = protocol.request_id_of(protocol.decode_object(line))
+            except (protocol.RemoteProtocolError, RecursionError):
+                rid = None
+            return protocol.encode_dict(
+                protocol.response(
+                    request_id=rid,
+                    error="the daemon failed to handle this message (an internal error, details in "
+                    "daemon.log); this connection still works: report the bug, then send again",
+                )
+            )
 
     async def _writer(self, conn: Conn, done: trio.Event) -> None:
         try:

@@ -7,6 +7,7 @@ the calls (one connection, one writer), and each call is one transaction (``Stor
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import trio
@@ -17,16 +18,32 @@ T = TypeVar("T")
 
 
 class StoreWorker:
-    def __init__(self, store: Store) -> None:
+    """``inline=True`` runs calls on the event loop instead: only for virtual-time tests, where a
+    worker thread would let Trio's autojump clock leap ahead while SQLite works."""
+
+    def __init__(self, store: Store, *, inline: bool = False) -> None:
         self.store = store
+        self.inline = inline
         self._limiter = trio.CapacityLimiter(1)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on a worker thread (``fn`` is usually a bound Store method)."""
+        """Run ``fn(*args)`` on the worker thread (``fn`` is usually a bound Store method)."""
+        if self.inline:
+            await trio.lowlevel.checkpoint()
+            return fn(*args)
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
-    async def run(self, method: str, *args: Any) -> Any:
-        return await self.call(getattr(self.store, method), *args)
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Other blocking work (cache files): off the loop, but not queued behind the database."""
+        if self.inline:
+            await trio.lowlevel.checkpoint()
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args)
+
+    async def run(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``Store.<method>(*args, **kwargs)`` off the event loop."""
+        fn = getattr(self.store, method)
+        return await self.call(partial(fn, *args, **kwargs) if kwargs else fn, *args if not kwargs else ())
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):

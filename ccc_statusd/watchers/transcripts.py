@@ -1,0 +1,465 @@
+"""The transcript index and its watcher: every ``<config_dir>/projects/*/<session-id>.jsonl``.
+
+Owns the ``transcript_index`` table (one row per transcript file: where it was read up to, and the
+:class:`~ccc_statusd.watchers.transcript_parse.TranscriptAggregate` so far, as JSON), the sync
+:class:`TranscriptIndex` that updates it, and the trio task :func:`run_transcript_watcher`.
+
+Theory of operation:
+
+* :class:`TranscriptIndex` is plain sync code on the daemon's single store worker: each public
+  call reads what it needs, then writes in one transaction. It reads only the bytes appended since
+  the stored ``offset`` (the start of the first incomplete line), so a restart re-reads nothing
+  already indexed. A file whose inode changed, that shrank below the offset, or whose first bytes
+  no longer match (``head_hash``) is re-read from 0. A vanished file loses its row and is
+  reported once with ``removed=True``.
+* :func:`run_transcript_watcher` does a full scan, then watches every existing ``projects/`` dir
+  recursively with ``watchfiles.awatch`` (anyio-based; runs under trio, see its tests) for low
+  latency, and every ``rescan_interval_s`` re-evaluates the config dirs and rescans them all
+  (stat-only for unchanged files). The rescan picks up new config dirs and ``projects/`` dirs
+  (restarting the watch over the new set) and anything a notification missed, so watchfiles is an
+  accelerator, never the only source of truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import stat
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import sqlite_utils
+import trio
+import watchfiles
+
+from .transcript_parse import TranscriptAggregate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TABLE = "transcript_index"
+
+# Bytes read per read() call: bounds memory per file while keeping syscalls few.
+READ_CHUNK_BYTES = 1024 * 1024
+
+# How many leading bytes are fingerprinted to detect a file rewritten in place (same inode, same
+# or larger size). 4 KiB always covers the first line's start, and costs one small read per change.
+HEAD_FINGERPRINT_BYTES = 4096
+
+# Default seconds between full rescans (new config dirs, missed notifications).
+RESCAN_INTERVAL_S = 5.0
+
+# watchfiles groups changes that arrive within this window (ms) into one batch; short, because a
+# transcript append should show in `ccc sessions` quickly, and each batch is one store call.
+WATCH_DEBOUNCE_MS = 200
+
+# How often (ms) the watch thread checks the stop event: bounds shutdown/restart latency.
+WATCH_STEP_MS = 50
+
+SCHEMA: dict[str, type] = {
+    "path": str,
+    "session_id": str,
+    "config_dir": str,
+    "inode": int,
+    "offset": int,
+    "size": int,
+    "mtime": float,
+    "head_hash": str,
+    "aggregate": str,
+    "updated_at": int,
+}
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create ``transcript_index`` (and its session_id index) if missing; idempotent."""
+    table = db.table(TABLE)
+    if not table.exists():
+        with db.atomic():
+            table.create(SCHEMA, pk="path", if_not_exists=True)
+            table.create_index(["session_id"], if_not_exists=True)
+            table.create_index(["config_dir"], if_not_exists=True)
+        return
+    # A table from an older version: columns are only ever added.
+    existing = table.columns_dict
+    for name, kind in SCHEMA.items():
+        if name not in existing:
+            table.add_column(name, kind)
+
+
+def is_transcript(path: Path, projects_dir: Path) -> bool:
+    """True for ``<projects_dir>/<project>/<name>.jsonl`` (not subagent files deeper down)."""
+    return path.suffix == ".jsonl" and path.parent.parent == projects_dir
+
+
+def iter_transcripts(config_dir: Path) -> list[Path]:
+    """Every ``<config_dir>/projects/*/*.jsonl`` that is a regular file, sorted."""
+    projects = config_dir / "projects"
+    found: list[Path] = []
+    try:
+        project_entries = list(os.scandir(projects))
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for project in project_entries:
+        if not project.is_dir():
+            continue
+        try:
+            entries = list(os.scandir(project.path))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            if entry.name.endswith(".jsonl") and entry.is_file():
+                found.append(Path(entry.path))
+    found.sort()
+    return found
+
+
+def _fingerprint(head: bytes) -> str:
+    return hashlib.blake2b(head, digest_size=16).hexdigest()
+
+
+class TranscriptIndex:
+    """The persisted index of transcripts, on a sqlite-utils database the caller owns.
+
+    Sync and not thread-safe: call it only from the store worker. Every method is one
+    transaction at most.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, *, now: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self._now = now
+        ensure_schema(db)
+
+    # ----------------------------------------------------------------- scanning
+
+    def scan_file(self, path: Path, config_dir: Path | None = None) -> TranscriptAggregate | None:
+        """Read the new bytes of one transcript and persist the result.
+
+        Returns the aggregate if it changed (new complete lines, a new or restarted file), the
+        last known aggregate with ``removed=True`` if a known file vanished (its row is
+        deleted), and None if nothing changed or the file is unknown and absent.
+        ``config_dir`` defaults to the stored one, else to ``path``'s grandparent's parent.
+        """
+        return next(iter(self.scan_paths([(Path(path), config_dir)])), None)
+
+    def scan_config_dir(self, config_dir: Path) -> list[TranscriptAggregate]:
+        """Scan every transcript under ``config_dir/projects``; return the changed aggregates.
+
+        Known files of this config dir that are gone are reported with ``removed=True``.
+        A config dir without ``projects/`` (yet) is fine: nothing is returned.
+        """
+        config_dir = Path(config_dir)
+        paths = {p: config_dir for p in iter_transcripts(config_dir)}
+        for row in self.db.table(TABLE).rows_where(
+            "config_dir = ?", [str(config_dir)], select="path"
+        ):
+            paths.setdefault(Path(row["path"]), config_dir)
+        return self.scan_paths(sorted(paths.items()))
+
+    def scan_paths(self, items: Iterable[tuple[Path, Path | None]]) -> list[TranscriptAggregate]:
+        """Scan several ``(path, config_dir or None)`` at once, committing in one transaction."""
+        items = [(Path(p), None if c is None else Path(c)) for p, c in items]
+        rows = self._rows_for([p for p, _ in items])
+        changed: list[TranscriptAggregate] = []
+        upserts: list[dict[str, Any]] = []
+        deletes: list[str] = []
+        for path, config_dir in items:
+            row = rows.get(str(path))
+            result = self._scan_one(path, config_dir, row)
+            if result is None:
+                continue
+            agg, new_row = result
+            if new_row is None:
+                deletes.append(str(path))
+            else:
+                upserts.append(new_row)
+            if agg is not None:
+                changed.append(agg)
+        if upserts or deletes:
+            with self.db.atomic():
+                table = self.db.table(TABLE)
+                if upserts:
+                    table.upsert_all(upserts, pk="path")
+                for p in deletes:
+                    table.delete_where("path = ?", [p])
+        return changed
+
+    def _rows_for(self, paths: list[Path]) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        table = self.db.table(TABLE)
+        keys = [str(p) for p in paths]
+        # SQLite caps host parameters (32766 on modern builds); stay well below.
+        for i in range(0, len(keys), 500):
+            batch = keys[i : i + 500]
+            marks = ",".join("?" * len(batch))
+            for row in table.rows_where(f"path in ({marks})", batch):
+                rows[row["path"]] = row
+        return rows
+
+    def _scan_one(
+        self, path: Path, config_dir: Path | None, row: dict[str, Any] | None
+    ) -> tuple[TranscriptAggregate | None, dict[str, Any] | None] | None:
+        """None: nothing to write. (agg|None, row|None): report agg, upsert row (None: delete)."""
+        try:
+            st = os.stat(path)
+            regular = stat.S_ISREG(st.st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            regular = False
+        if not regular:
+            if row is None:
+                return None
+            gone = TranscriptAggregate.from_dict(json.loads(row["aggregate"]))
+            gone.removed = True
+            return gone, None
+
+        if config_dir is None:
+            config_dir = Path(row["config_dir"]) if row is not None else path.parent.parent.parent
+        restart = row is None or row["inode"] != st.st_ino or st.st_size < row["offset"]
+        if (
+            not restart
+            and row is not None
+            and st.st_size == row["size"]
+            and st.st_mtime == row["mtime"]
+            and str(config_dir) == row["config_dir"]
+        ):
+            return None
+
+        try:
+            with open(path, "rb") as f:
+                if not restart and row is not None and row["offset"] > 0:
+                    head = f.read(min(row["offset"], HEAD_FINGERPRINT_BYTES))
+                    restart = _fingerprint(head) != row["head_hash"]
+                if restart or row is None:
+                    agg = TranscriptAggregate(session_id=path.stem)
+                    start = 0
+                else:
+                    agg = TranscriptAggregate.from_dict(json.loads(row["aggregate"]))
+                    start = row["offset"]
+                agg.path = str(path)
+                agg.config_dir = str(config_dir)
+                f.seek(start)
+                # Read up to the size seen by stat: bytes appended meanwhile come next scan, so
+                # the stored size never claims bytes that were not read.
+                remaining = st.st_size - start
+                while remaining > 0:
+                    chunk = f.read(min(READ_CHUNK_BYTES, remaining))
+                    if not chunk:
+                        break
+                    agg.feed(chunk)
+                    remaining -= len(chunk)
+                read_to = st.st_size - remaining
+                offset = read_to - agg.pending_bytes
+                f.seek(0)
+                head_hash = _fingerprint(f.read(min(offset, HEAD_FINGERPRINT_BYTES)))
+        except FileNotFoundError:
+            # Deleted between stat and open: report it next scan, as a removal.
+            return None
+
+        new_row = {
+            "path": str(path),
+            "session_id": agg.session_id or path.stem,
+            "config_dir": str(config_dir),
+            "inode": st.st_ino,
+            "offset": offset,
+            "size": read_to,
+            "mtime": st.st_mtime,
+            "head_hash": head_hash,
+            "aggregate": json.dumps(agg.to_dict(), separators=(",", ":")),
+            "updated_at": int(self._now()),
+        }
+        reported = (
+            restart
+            or row is None
+            or offset != row["offset"]
+            or (str(config_dir) != row["config_dir"])
+        )
+        return (agg if reported else None), new_row
+
+    # ----------------------------------------------------------------- queries
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every indexed transcript: the aggregate's fields plus the file columns
+        (``path``, ``config_dir``, ``offset``, ``size``, ``mtime``, ``updated_at``), newest first."""
+        return [self._row_dict(r) for r in self.db.table(TABLE).rows_where(order_by="mtime desc")]
+
+    def aggregates(self) -> list[TranscriptAggregate]:
+        """Every indexed aggregate, newest file first."""
+        return [
+            TranscriptAggregate.from_dict(json.loads(r["aggregate"]))
+            for r in self.db.table(TABLE).rows_where(order_by="mtime desc", select="aggregate")
+        ]
+
+    def for_session(self, session_id: str) -> dict[str, Any] | None:
+        """The most recently modified transcript of ``session_id`` (as :meth:`all`), if any."""
+        for r in self.db.table(TABLE).rows_where(
+            "session_id = ?", [session_id], order_by="mtime desc", limit=1
+        ):
+            return self._row_dict(r)
+        return None
+
+    @staticmethod
+    def _row_dict(row: dict[str, Any]) -> dict[str, Any]:
+        d = json.loads(row["aggregate"])
+        for key in ("path", "session_id", "config_dir", "offset", "size", "mtime", "updated_at"):
+            d[key] = row[key]
+        return d
+
+
+# --------------------------------------------------------------------- the trio task
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+def _dedupe_dirs(dirs: Iterable[Path]) -> dict[Path, Path]:
+    """Config dirs by their real path (``~/.claude`` and ``$CLAUDE_CONFIG_DIR`` may be one dir);
+    the first spelling wins, sorted for a stable choice."""
+    out: dict[Path, Path] = {}
+    for d in sorted(Path(x).expanduser() for x in dirs):
+        try:
+            real = d.resolve()
+        except OSError:
+            real = d
+        out.setdefault(real, d)
+    return {v: real for real, v in out.items()}
+
+
+async def run_transcript_watcher(
+    index: TranscriptIndex,
+    config_dirs: Callable[[], Iterable[Path]],
+    call_store: Callable[..., Awaitable[Any]],
+    on_change: Callable[[list[TranscriptAggregate]], Awaitable[None] | None],
+    *,
+    rescan_interval_s: float = RESCAN_INTERVAL_S,
+    use_watchfiles: bool = True,
+    debounce_ms: int = WATCH_DEBOUNCE_MS,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Keep ``index`` current for every config dir; report changed aggregates. Never returns.
+
+    ``config_dirs()`` is re-evaluated every ``rescan_interval_s``. ``call_store(fn, *args)`` runs
+    ``fn(*args)`` on the store worker and returns its result. ``on_change`` gets each non-empty
+    batch of changed aggregates (``removed=True`` for vanished files). Started (``task_status``)
+    after the initial full scan, so the index is complete once ``nursery.start`` returns.
+    Scan failures (permissions, a broken file) are logged and retried next rescan, never fatal.
+    With ``use_watchfiles=False`` it is a pure stat-polling watcher at ``rescan_interval_s``.
+    """
+
+    async def rescan(dirs: Iterable[Path]) -> None:
+        for d in dirs:
+            try:
+                changed = await call_store(index.scan_config_dir, d)
+            except Exception:
+                log.exception("transcript scan of %s failed; retrying at the next rescan", d)
+                continue
+            if changed:
+                await _maybe_await(on_change(changed))
+
+    dirs = _dedupe_dirs(config_dirs())
+    await rescan(dirs)
+    task_status.started()
+
+    watch: _Watch | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            while True:
+                if use_watchfiles:
+                    roots = {d / "projects": d for d in dirs if (d / "projects").is_dir()}
+                    if watch is None or set(roots) != set(watch.roots):
+                        if watch is not None:
+                            watch.stop()
+                        watch = _Watch(roots) if roots else None
+                        if watch is not None:
+                            await nursery.start(
+                                watch.run, index, call_store, on_change, debounce_ms
+                            )
+                await trio.sleep(rescan_interval_s)
+                dirs = _dedupe_dirs(config_dirs())
+                await rescan(dirs)
+        finally:
+            # Set the stop event before the nursery waits: the watch thread sees it within
+            # WATCH_STEP_MS, so cancellation is not held up by watchfiles' blocking wait.
+            if watch is not None:
+                watch.stop()
+
+
+class _Watch:
+    """One ``watchfiles.awatch`` over a fixed set of ``projects/`` dirs, stoppable from outside."""
+
+    def __init__(self, roots: dict[Path, Path]) -> None:
+        self.roots = roots  # projects dir -> config dir
+        self._stop = anyio.Event()
+        self._scope: trio.CancelScope | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _filter(self, change: watchfiles.Change, path: str) -> bool:
+        p = Path(path)
+        if p.parent in self.roots:
+            # A project dir appearing: files written into it before the recursive watch reached
+            # it would otherwise wait for the next rescan.
+            return change == watchfiles.Change.added
+        return p.suffix == ".jsonl" and p.parent.parent in self.roots
+
+    def _items(self, changes: set[tuple[watchfiles.Change, str]]) -> list[tuple[Path, Path]]:
+        items: set[tuple[Path, Path]] = set()
+        for _, raw in changes:
+            p = Path(raw)
+            if p.parent in self.roots:
+                config_dir = self.roots[p.parent]
+                try:
+                    items.update((f, config_dir) for f in p.glob("*.jsonl"))
+                except OSError:
+                    continue
+            else:
+                items.add((p, self.roots[p.parent.parent]))
+        return sorted(items)
+
+    async def run(
+        self,
+        index: TranscriptIndex,
+        call_store: Callable[..., Awaitable[Any]],
+        on_change: Callable[[list[TranscriptAggregate]], Awaitable[None] | None],
+        debounce_ms: int,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with trio.CancelScope() as scope:
+            self._scope = scope
+            task_status.started()
+            try:
+                async for changes in watchfiles.awatch(
+                    *self.roots,
+                    watch_filter=self._filter,
+                    stop_event=self._stop,
+                    debounce=debounce_ms,
+                    step=WATCH_STEP_MS,
+                ):
+                    items = self._items(changes)
+                    if not items:
+                        continue
+                    try:
+                        changed = await call_store(index.scan_paths, items)
+                    except Exception:
+                        log.exception("transcript scan after a change failed; the rescan retries")
+                        continue
+                    if changed:
+                        await _maybe_await(on_change(changed))
+            except OSError:
+                # Too many inotify watches, a projects/ dir removed under us, ...: the periodic
+                # rescan still covers every file, only with rescan latency.
+                log.warning(
+                    "watching %s failed; falling back to rescans every interval",
+                    ", ".join(map(str, self.roots)),
+                    exc_info=True,
+                )

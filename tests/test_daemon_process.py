@@ -1,0 +1,133 @@
+"""``ccc-statusd`` as a real subprocess: start-up, refusal to run twice, signals, stale socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ccc_statusd.paths import Paths
+
+DAEMON = [sys.executable, "-m", "ccc_statusd.daemon"]
+
+
+def start(paths: Paths, *extra: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [*DAEMON, "--cache-dir", str(paths.cache_dir), "--no-watchers", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if ping(paths.socket):
+            return proc
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited early: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("daemon did not start within 10 s")
+
+
+def ping(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(2)
+            s.connect(str(path))
+            s.sendall(b'{"type":"query","query":"ping"}\n')
+            return json.loads(s.makefile().readline())["data"] == "pong"
+    except OSError:
+        return False
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> tuple[int, str]:
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=10)
+    return proc.returncode, err.decode()
+
+
+def test_start_serve_and_sigterm_cleanly(paths: Paths) -> None:
+    proc = start(paths)
+    try:
+        assert paths.pid.read_text().strip() == str(proc.pid)
+        assert paths.log.exists()
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert not paths.socket.exists()
+    assert not paths.pid.exists()
+    assert "listening on" in paths.log.read_text()
+
+
+def test_sigint_also_exits_zero(paths: Paths) -> None:
+    proc = start(paths)
+    code, err = stop(proc, signal.SIGINT)
+    assert code == 0, err
+    assert not paths.socket.exists()
+
+
+def test_refuses_to_run_twice(paths: Paths) -> None:
+    first = start(paths)
+    try:
+        second = subprocess.run(
+            [*DAEMON, "--cache-dir", str(paths.cache_dir), "--no-watchers"],
+            capture_output=True,
+            timeout=10,
+        )
+        assert second.returncode == 1
+        assert f"already running (pid {first.pid}" in second.stderr.decode()
+        assert ping(paths.socket), "the first daemon must keep serving"
+    finally:
+        stop(first)
+
+
+def test_stale_socket_is_replaced(paths: Paths) -> None:
+    paths.ensure_dir()
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(paths.socket))
+    stale.close()  # a socket file nobody listens on, as a crashed daemon leaves behind
+    proc = start(paths)
+    stop(proc)
+
+
+def test_non_socket_file_is_not_deleted(paths: Paths) -> None:
+    paths.ensure_dir()
+    paths.socket.write_text("precious")
+    result = subprocess.run(
+        [*DAEMON, "--cache-dir", str(paths.cache_dir), "--no-watchers"], capture_output=True, timeout=10
+    )
+    assert result.returncode != 0
+    assert paths.socket.read_text() == "precious"
+
+
+def test_sighup_keeps_serving(paths: Paths) -> None:
+    proc = start(paths)
+    try:
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+        assert ping(paths.socket)
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
+
+
+def test_version_flag() -> None:
+    out = subprocess.run([*DAEMON, "--version"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and out.stdout.startswith("ccc-statusd ")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="needs /proc")
+def test_kill_9_then_restart(paths: Paths) -> None:
+    proc = start(paths)
+    proc.kill()
+    proc.communicate(timeout=10)
+    assert paths.socket.exists() and paths.pid.exists()  # left behind by the crash
+    again = start(paths)
+    code, err = stop(again)
+    assert code == 0, err

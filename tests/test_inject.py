@@ -1,0 +1,371 @@
+"""The JS injection (ccc_statusd/inject/inject.cjs) under real `node`, loaded with
+NODE_OPTIONS=--require into tests/node_standin.js (reads stdin the way Ink does), talking to a
+small fake daemon that speaks the wire protocol: register, prompt and command delivery, eval
+(value and error), the "user is typing" refusal, no activation in child processes, and
+reconnection after the daemon restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket as stdlib_socket
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from ccc_statusd.protocol import LineFramer
+
+NODE = shutil.which("node")
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+REPO = Path(__file__).resolve().parent.parent
+INJECT = REPO / "ccc_statusd" / "inject" / "inject.cjs"
+STANDIN = REPO / "tests" / "node_standin.js"
+INTERNAL_ID = "inject-test-1"
+WAIT_S = 10  # safety net only: every wait below ends as soon as its condition holds
+POLL_S = 0.02
+
+
+class FakeDaemon:
+    """Accepts session clients on a Unix socket, answers their register/heartbeat, and routes
+    messages to the most recent one (like the real daemon's routing, minus everything else)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.received: list[dict[str, Any]] = []
+        self.client: trio.SocketStream | None = None
+        self.replies: dict[str, dict[str, Any]] = {}
+        self.changed = trio.Event()
+        self.connections = 0
+        self._seq = 0
+
+    def _notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+        await sock.bind(str(self.path))
+        sock.listen(16)
+        listener = trio.SocketListener(sock)
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started()
+                while True:
+                    stream = await listener.accept()
+                    nursery.start_soon(self._handle, stream)
+        finally:
+            self.path.unlink(
+                missing_ok=True
+            )  # first: aclose() checkpoints, and we may be cancelled
+            await listener.aclose()
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        framer = LineFramer()
+        async with stream:
+            while True:
+                try:
+                    chunk = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    return
+                if not chunk:
+                    if self.client is stream:
+                        self.client = None
+                    return
+                for line in framer.feed(chunk):
+                    msg = json.loads(line)
+                    self.received.append(msg)
+                    if msg["type"] in ("register", "heartbeat"):
+                        if msg["type"] == "register":
+                            self.client = stream
+                        reply = {"type": "response", "request_id": msg.get("request_id")}
+                        await stream.send_all(json.dumps(reply).encode() + b"\n")
+                    elif msg["type"] == "response":
+                        self.replies[msg["request_id"]] = msg
+                    self._notify()
+
+    async def wait_for(self, predicate: Any) -> Any:
+        with trio.fail_after(WAIT_S):
+            while not (result := predicate()):
+                await self.changed.wait()
+        return result
+
+    def registers(self) -> list[dict[str, Any]]:
+        return [m for m in self.received if m["type"] == "register"]
+
+    async def request(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Route one message to the injection and wait for its response."""
+        client = await self.wait_for(lambda: self.client)
+        self._seq += 1
+        rid = f"req-{self._seq}"
+        await client.send_all(json.dumps({**msg, "request_id": rid}).encode() + b"\n")
+        return await self.wait_for(lambda: self.replies.get(rid))
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="ccc-inj-", dir="/tmp"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Standin:
+    def __init__(self, proc: trio.Process, record: Path, debug: Path) -> None:
+        self.proc = proc
+        self.record = record
+        self.debug = debug
+
+    def chunks(self) -> list[str]:
+        if not self.record.exists():
+            return []
+        lines = [json.loads(x) for x in self.record.read_text().splitlines() if x]
+        return [x["text"] for x in lines if "text" in x]
+
+    def ready(self) -> bool:
+        return self.record.exists() and '"ready"' in self.record.read_text()
+
+    async def wait_until(self, predicate: Any) -> None:
+        # Polling: the record file is written by another process, there is no event to await.
+        with trio.fail_after(WAIT_S):
+            while not predicate():  # noqa: ASYNC110
+                await trio.sleep(POLL_S)
+
+    async def wait_for_chunks(self, expected: list[str]) -> None:
+        """Wait until the stand-in has recorded exactly ``expected`` (it records a tick after
+        the push, so right after a reply the record may still be one chunk behind)."""
+        try:
+            await self.wait_until(lambda: self.chunks() == expected)
+        except trio.TooSlowError:
+            assert self.chunks() == expected
+
+    async def type(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        await self.proc.stdin.send_all(text.encode())
+
+
+@asynccontextmanager
+async def open_standin(d: Path, script: Path = STANDIN, **extra_env: str) -> AsyncIterator[Standin]:
+    record = d / "record.jsonl"
+    debug = d / "inject.log"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(d),
+        "NODE_OPTIONS": f"--require={INJECT}",
+        "CCC_SOCKET": str(d / "daemon.sock"),
+        "CCC_INTERNAL_ID": INTERNAL_ID,
+        "CCC_INJECT_TARGET": "node_standin.js",
+        "CCC_INJECT_DEBUG": str(debug),
+        "CCC_INJECT_RECONNECT_MAX_MS": "400",
+        **extra_env,
+    }
+    env = {k: v for k, v in env.items() if v}
+    assert NODE is not None
+    proc = await trio.lowlevel.open_process(
+        [NODE, str(script), str(record)],
+        stdin=subprocess.PIPE,
+        env=env,
+    )
+    standin = Standin(proc, record, debug)
+    try:
+        await standin.wait_until(standin.ready)
+        yield standin
+    finally:
+        assert proc.stdin is not None
+        await proc.stdin.aclose()  # the stand-in exits when its stdin ends
+        with trio.move_on_after(5):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@asynccontextmanager
+async def running_daemon(d: Path) -> AsyncIterator[tuple[FakeDaemon, trio.CancelScope]]:
+    daemon = FakeDaemon(d / "daemon.sock")
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                await daemon.serve(task_status=task_status)
+
+        await nursery.start(run)
+        yield daemon, scope
+        nursery.cancel_scope.cancel()
+
+
+async def test_registers_and_delivers_prompt_and_command(short_dir: Path) -> None:
+    async with running_daemon(short_dir) as (daemon, _), open_standin(short_dir) as standin:
+        (register,) = await daemon.wait_for(daemon.registers)
+        assert register["internal_id"] == INTERNAL_ID
+        assert register["data"]["kind"] == "inject"
+        assert register["data"]["pid"] == standin.proc.pid
+        assert register["data"]["capabilities"] == ["prompt", "command", "eval"]
+        assert register["data"]["runtime"] == "node"
+
+        reply = await daemon.request({"type": "prompt", "session_id": "s1", "text": "hello\nworld"})
+        assert reply["status"] == "delivered" and "error" not in reply
+        assert reply["internal_id"] == INTERNAL_ID
+        # Text as one bracketed paste, then Enter as its own chunk (else it is part of the paste).
+        await standin.wait_for_chunks(["\x1b[200~hello\nworld\x1b[201~", "\r"])
+
+        reply = await daemon.request(
+            {"type": "command", "session_id": "s1", "name": "/compact", "text": "keep it short"}
+        )
+        assert reply["status"] == "delivered"
+        await standin.wait_for_chunks(
+            ["\x1b[200~hello\nworld\x1b[201~", "\r", "/compact keep it short", "\r"]
+        )
+
+        text = "a\r\nb\x1b[201~c"
+        reply = await daemon.request({"type": "prompt", "session_id": "s1", "text": text})
+        assert reply["status"] == "delivered"
+        await standin.wait_for_chunks(
+            [
+                "\x1b[200~hello\nworld\x1b[201~",
+                "\r",
+                "/compact keep it short",
+                "\r",
+                "\x1b[200~a\nbc\x1b[201~",
+                "\r",
+            ]
+        )
+
+        reply = await daemon.request({"type": "command", "session_id": "s1", "name": "two words"})
+        assert "one word" in reply["error"]
+        reply = await daemon.request({"type": "query", "query": "ping"})
+        assert "cannot handle" in reply["error"]
+
+
+async def test_eval_returns_values_and_errors(short_dir: Path) -> None:
+    async with running_daemon(short_dir) as (daemon, _), open_standin(short_dir) as standin:
+
+        async def ev(code: str) -> dict[str, Any]:
+            return await daemon.request({"type": "eval", "session_id": "s1", "code": code})
+
+        assert (await ev("1 + 2"))["data"] == {"result": 3}
+        assert (await ev("process.pid"))["data"]["result"] == standin.proc.pid
+        assert (await ev("({a: [1, 'x', null]})"))["data"]["result"] == {"a": [1, "x", None]}
+        assert (await ev("let x = 2; x * 3"))["data"]["result"] == 6
+        assert (await ev("require('os').platform()"))["data"][
+            "result"
+        ] == os.uname().sysname.lower()
+        assert (await ev("Promise.resolve(41).then(v => v + 1)"))["data"]["result"] == 42
+        assert (await ev("await new Promise(r => setTimeout(() => r('later'), 10))"))["data"][
+            "result"
+        ] == "later"
+        assert (await ev("undefined"))["data"]["result"] == "undefined"
+        assert (await ev("10n ** 20n"))["data"]["result"] == "100000000000000000000n"
+        circular = (await ev("const o = {}; o.self = o; o"))["data"]["result"]
+        assert isinstance(circular, str) and "Circular" in circular
+
+        err = await ev("throw new TypeError('boom')")
+        assert err["error"] == "eval failed: TypeError: boom" and "data" not in err
+        err = await ev("Promise.reject(new Error('later boom'))")
+        assert err["error"] == "eval failed: Error: later boom"
+        err = await ev("this is not javascript")
+        assert err["error"].startswith("eval failed: SyntaxError")
+        err = await daemon.request({"type": "eval", "session_id": "s1"})
+        assert "no code" in err["error"]
+        # The host is still alive and its input untouched.
+        assert (await ev("'still here'"))["data"]["result"] == "still here"
+        assert standin.chunks() == []
+
+
+async def test_declines_while_the_user_is_typing(short_dir: Path) -> None:
+    async with running_daemon(short_dir) as (daemon, _), open_standin(short_dir) as standin:
+        await daemon.wait_for(daemon.registers)
+        await standin.type("half a thou")
+        await standin.wait_until(lambda: standin.chunks() == ["half a thou"])
+        reply = await daemon.request({"type": "prompt", "session_id": "s1", "text": "hi"})
+        assert reply["status"] == "not_idle"
+        assert "typed" in reply["error"]
+        assert standin.chunks() == ["half a thou"]
+
+
+async def test_not_active_outside_the_target_process(short_dir: Path) -> None:
+    async with running_daemon(short_dir) as (daemon, _):
+        # Without CCC_INJECT_TARGET the guard wants Claude's cli.js / Bun's /$bunfs/root/cli.
+        async with open_standin(short_dir, CCC_INJECT_TARGET="") as standin:
+            await standin.wait_until(lambda: standin.debug.exists())
+            assert "inactive" in standin.debug.read_text()
+        assert daemon.connections == 0
+
+
+async def test_active_in_a_cli_js_process_by_default(short_dir: Path) -> None:
+    # What `node …/@anthropic-ai/claude-code/cli.js` looks like to the guard.
+    cli_js = short_dir / "pkg" / "cli.js"
+    cli_js.parent.mkdir()
+    shutil.copy(STANDIN, cli_js)
+    async with (
+        running_daemon(short_dir) as (daemon, _),
+        open_standin(short_dir, script=cli_js, CCC_INJECT_TARGET=""),
+    ):
+        (register,) = await daemon.wait_for(daemon.registers)
+        assert register["internal_id"] == INTERNAL_ID
+
+
+@pytest.mark.parametrize("spaced", [False, True])
+async def test_child_processes_do_not_inherit_the_injection(short_dir: Path, spaced: bool) -> None:
+    inject = INJECT
+    option = f"--require={inject}"
+    if spaced:  # an install path with a space: NODE_OPTIONS needs the value quoted
+        inject = short_dir / "with space" / "inject.cjs"
+        inject.parent.mkdir()
+        shutil.copy(INJECT, inject)
+        option = f'--require="{inject}"'
+    report = short_dir / "child.json"
+    async with (
+        running_daemon(short_dir) as (daemon, _),
+        open_standin(
+            short_dir,
+            STANDIN_CHILD_REPORT=str(report),
+            NODE_OPTIONS=f"--max-old-space-size=512 {option} --no-deprecation",
+        ),
+    ):
+        await daemon.wait_for(daemon.registers)
+        child_env = json.loads(report.read_text())["env"]
+        assert "CCC_SOCKET" not in child_env
+        assert "CCC_INJECT_TARGET" not in child_env
+        assert child_env["NODE_OPTIONS"] == "--max-old-space-size=512 --no-deprecation"
+        assert child_env["CCC_INTERNAL_ID"] == INTERNAL_ID, "hooks still need it"
+        assert len(daemon.registers()) == 1
+
+
+async def test_heartbeats(short_dir: Path) -> None:
+    async with (
+        running_daemon(short_dir) as (daemon, _),
+        open_standin(short_dir, CCC_INJECT_HEARTBEAT_MS="50"),
+    ):
+        beats = await daemon.wait_for(
+            lambda: [m for m in daemon.received if m["type"] == "heartbeat"][:2] or None
+        )
+        assert all(b["internal_id"] == INTERNAL_ID and b["data"]["kind"] == "inject" for b in beats)
+
+
+async def test_reconnects_after_daemon_restart(short_dir: Path) -> None:
+    async with open_standin(short_dir) as standin:
+        # The daemon is not even running when the session starts: the client keeps trying.
+        async with running_daemon(short_dir) as (daemon, scope):
+            await daemon.wait_for(daemon.registers)
+            scope.cancel()
+        assert not (short_dir / "daemon.sock").exists()
+
+        async with running_daemon(short_dir) as (daemon, _):
+            (register,) = await daemon.wait_for(daemon.registers)
+            assert register["internal_id"] == INTERNAL_ID
+            reply = await daemon.request(
+                {"type": "prompt", "session_id": "s1", "text": "after restart"}
+            )
+            assert reply["status"] == "delivered"
+            await standin.wait_for_chunks(["\x1b[200~after restart\x1b[201~", "\r"])

@@ -1,0 +1,380 @@
+"""`ccc install` / `ccc uninstall` against settings files of every shape users have."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ccc_statusd.install import (
+    HOOK_EVENTS,
+    SettingsError,
+    default_settings_path,
+    find_ccc,
+    install,
+    is_our_hook_command,
+    plan_install,
+    plan_uninstall,
+    uninstall,
+)
+
+CCC = "/opt/ccc venv/bin/ccc"  # a space, so quoting is exercised everywhere
+HOOK_CMD = "'/opt/ccc venv/bin/ccc' hook"
+STATUS_CMD = "'/opt/ccc venv/bin/ccc' statusline"
+
+SHAPES: dict[str, dict[str, Any]] = {
+    "empty": {},
+    "other settings": {"model": "opus", "env": {"A": "1"}, "permissions": {"allow": ["Bash(ls)"]}},
+    "other hooks": {
+        "hooks": {
+            "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}],
+            "PreToolUse": [
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": "guard.sh"}]}
+            ],
+            "SubagentStop": [{"hooks": [{"type": "command", "command": "x"}]}],
+        },
+        "theme": "dark",
+    },
+    "existing statusLine": {
+        "statusLine": {
+            "type": "command",
+            "command": "bunx ccusage statusline --visual-burn-rate 'emoji'",
+            "padding": 2,
+            "refreshInterval": 5,
+        },
+        "model": "sonnet",
+    },
+    "non-command statusLine": {"statusLine": {"type": "static", "text": "hi"}},
+}
+
+
+@pytest.fixture
+def tmp() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="ccc-inst-", dir="/tmp"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def our_groups(settings: dict[str, Any], event: str) -> list[dict[str, Any]]:
+    return [
+        g
+        for g in settings["hooks"][event]
+        if any(is_our_hook_command(h.get("command")) for h in g["hooks"])
+    ]
+
+
+# --- the pure planners ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_plan_install_adds_every_event_and_keeps_everything(shape: str) -> None:
+    before = SHAPES[shape]
+    frozen = json.dumps(before)
+    after = plan_install(before, CCC)
+    assert json.dumps(before) == frozen, "the input must not be modified"
+    for event in HOOK_EVENTS:
+        (group,) = our_groups(after, event)
+        expected = {"hooks": [{"type": "command", "command": HOOK_CMD, "timeout": 10}]}
+        if event in ("PreToolUse", "PostToolUse", "PermissionRequest"):
+            expected = {"matcher": "*", **expected}
+        assert group == expected
+        assert list(group) == list(expected), "key order as Claude Code writes it"
+    # Existing hook groups stay, first, untouched.
+    for event, groups in before.get("hooks", {}).items():
+        assert after["hooks"][event][: len(groups)] == groups
+    # Every other key is kept, in order, and new keys come last.
+    assert list(after)[: len(before)] == list(before)
+    for key, value in before.items():
+        if key not in ("hooks", "statusLine"):
+            assert after[key] == value
+
+
+def test_plan_install_statusline_new() -> None:
+    after = plan_install({}, CCC)
+    assert after["statusLine"] == {"type": "command", "command": STATUS_CMD, "padding": 0}
+
+
+def test_plan_install_wraps_existing_statusline() -> None:
+    before = SHAPES["existing statusLine"]
+    after = plan_install(before, CCC)
+    status = after["statusLine"]
+    original = before["statusLine"]["command"]
+    assert status["command"] == f"{STATUS_CMD} --wrap {shlex.quote(original)}"
+    assert shlex.split(status["command"])[-1] == original
+    assert {k: v for k, v in status.items() if k != "command"} == {
+        "type": "command",
+        "padding": 2,
+        "refreshInterval": 5,
+    }
+    assert list(status) == list(before["statusLine"])
+
+
+def test_plan_install_leaves_non_command_statusline() -> None:
+    after = plan_install(SHAPES["non-command statusLine"], CCC)
+    assert after["statusLine"] == {"type": "static", "text": "hi"}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_install_is_idempotent_and_uninstall_round_trips(shape: str) -> None:
+    before = SHAPES[shape]
+    once = plan_install(before, CCC)
+    assert plan_install(once, CCC) == once
+    back = plan_uninstall(once)
+    assert back == before
+    assert json.dumps(back) == json.dumps(before), "key order restored"
+    assert plan_uninstall(back) == before
+
+
+def test_reinstall_from_a_moved_ccc_repoints_without_duplicates() -> None:
+    once = plan_install(SHAPES["existing statusLine"], "/old/bin/ccc")
+    moved = plan_install(once, CCC)
+    for event in HOOK_EVENTS:
+        (group,) = our_groups(moved, event)
+        assert group["hooks"][0]["command"] == HOOK_CMD
+    assert moved["statusLine"]["command"].startswith(STATUS_CMD + " --wrap ")
+    assert plan_uninstall(moved) == SHAPES["existing statusLine"]
+
+
+def test_uninstall_keeps_user_hooks_sharing_a_group_with_ours() -> None:
+    settings = {
+        "hooks": {
+            "Stop": [
+                {
+                    "hooks": [
+                        {"type": "command", "command": "mine.sh"},
+                        {"type": "command", "command": "/usr/bin/ccc hook"},
+                    ]
+                }
+            ]
+        }
+    }
+    assert plan_uninstall(settings) == {
+        "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "mine.sh"}]}]}
+    }
+
+
+def test_only_ccc_hook_commands_are_ours() -> None:
+    assert is_our_hook_command("/usr/local/bin/ccc hook")
+    assert is_our_hook_command("'/a b/ccc' hook")
+    assert is_our_hook_command("ccc hook")
+    assert not is_our_hook_command("/usr/bin/ccc-hook")
+    assert not is_our_hook_command("/usr/bin/ccc hook --other")
+    assert not is_our_hook_command("myccc hook")
+    assert not is_our_hook_command("echo ccc hook")
+    assert not is_our_hook_command("'unterminated")
+    assert not is_our_hook_command(None)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [[], "string", {"hooks": []}, {"hooks": {"Stop": {"hooks": []}}}],
+)
+def test_planners_refuse_shapes_they_cannot_edit(bad: Any) -> None:
+    with pytest.raises(SettingsError):
+        plan_install(bad, CCC)
+    with pytest.raises(SettingsError):
+        plan_uninstall(bad)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_handler = st.fixed_dictionaries({"type": st.just("command"), "command": st.text(max_size=12)})
+_group = st.fixed_dictionaries(
+    {"hooks": st.lists(_handler, max_size=2)}, optional={"matcher": st.text(max_size=4)}
+)
+_settings = st.fixed_dictionaries(
+    {},
+    optional={
+        "hooks": st.dictionaries(
+            st.sampled_from([*HOOK_EVENTS, "SubagentStop"]),
+            st.lists(_group, min_size=1, max_size=2),
+            min_size=1,
+        ),
+        "statusLine": st.fixed_dictionaries(
+            {"type": st.just("command"), "command": st.text(min_size=1, max_size=20)},
+            optional={"padding": st.integers(0, 3)},
+        ),
+        "model": _json,
+        "env": st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
+    },
+)
+
+
+@given(_settings)
+def test_round_trip_property(settings: dict[str, Any]) -> None:
+    # Settings that already contain ccc entries are not an "original"; skip them.
+    text = json.dumps(settings)
+    if "ccc" in text:
+        return
+    once = plan_install(settings, CCC)
+    assert plan_install(once, CCC) == once
+    back = plan_uninstall(once)
+    assert json.dumps(back) == text
+
+
+# --- file I/O ---------------------------------------------------------------------------
+
+
+def _write(path: Path, obj: Any, indent: int | None = 2) -> str:
+    text = json.dumps(obj, indent=indent) + "\n"
+    path.write_text(text)
+    return text
+
+
+def _backups(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(path.name + ".bak-*"))
+
+
+def test_install_creates_missing_file(tmp: Path) -> None:
+    path = tmp / "config" / "settings.json"
+    result = install(path, CCC)
+    assert result.written and result.changed and result.backup is None
+    settings = json.loads(path.read_text())
+    assert settings == plan_install({}, CCC)
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_install_twice_then_uninstall_round_trip(tmp: Path, shape: str) -> None:
+    path = tmp / "settings.json"
+    original_text = _write(path, SHAPES[shape])
+    os.chmod(path, 0o640)
+
+    first = install(path, CCC)
+    assert first.written and first.backup is not None
+    assert first.backup.read_text() == original_text
+    assert first.backup.name.startswith("settings.json.bak-")
+    installed_text = path.read_text()
+    assert (path.stat().st_mode & 0o777) == 0o640, "the file keeps its mode"
+
+    second = install(path, CCC)
+    assert not second.changed and not second.written and second.backup is None
+    assert path.read_text() == installed_text
+    assert second.diff == ""
+
+    removed = uninstall(path)
+    assert removed.written and removed.backup is not None
+    assert path.read_text() == original_text, "byte for byte, since it was written with indent 2"
+    assert len(_backups(path)) == 2
+
+    again = uninstall(path)
+    assert not again.changed and not again.written
+
+
+def test_round_trip_keeps_the_files_indent(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    original_text = _write(path, SHAPES["other hooks"], indent=4)
+    install(path, CCC)
+    assert '\n    "hooks"' in path.read_text()
+    uninstall(path)
+    assert path.read_text() == original_text
+
+
+def test_print_writes_nothing(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    original_text = _write(path, SHAPES["existing statusLine"])
+    result = install(path, CCC, dry_run=True)
+    assert result.changed and not result.written and result.backup is None
+    assert path.read_text() == original_text
+    assert _backups(path) == []
+    assert (
+        "+" in result.diff and "--wrap" in result.diff and "ccc venv/bin/ccc' hook" in result.diff
+    )
+    assert result.after == plan_install(SHAPES["existing statusLine"], CCC)
+
+    missing = tmp / "none" / "settings.json"
+    assert install(missing, CCC, dry_run=True).changed
+    assert not missing.exists() and not missing.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"hooks": {', "[1, 2]", '{"a": 1,}', "\ufeff{ nope", '{"hooks": []}'],
+)
+def test_bad_settings_leave_file_untouched(tmp: Path, text: str) -> None:
+    path = tmp / "settings.json"
+    path.write_text(text)
+    for action in (lambda: install(path, CCC), lambda: uninstall(path)):
+        with pytest.raises(SettingsError) as info:
+            action()
+        message = str(info.value)
+        assert str(path) in message or "hooks" in message
+        assert path.read_text() == text
+    assert _backups(path) == []
+
+
+def test_invalid_json_error_names_the_problem(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    path.write_text('{"model": "opus",\n "x": }')
+    with pytest.raises(SettingsError, match=r"is not valid JSON \(.*line 2.*\).*not changed"):
+        install(path, CCC)
+
+
+def test_empty_file_counts_as_empty_settings(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    path.write_text("")
+    assert install(path, CCC).written
+    assert json.loads(path.read_text()) == plan_install({}, CCC)
+
+
+def test_install_writes_through_a_symlink(tmp: Path) -> None:
+    real = tmp / "dotfiles" / "claude-settings.json"
+    real.parent.mkdir()
+    original_text = _write(real, {"model": "opus"})
+    link = tmp / "settings.json"
+    link.symlink_to(real)
+    install(link, CCC)
+    assert link.is_symlink(), "a dotfile manager's symlink survives"
+    assert "statusLine" in json.loads(real.read_text())
+    uninstall(link)
+    assert real.read_text() == original_text
+
+
+def test_uninstall_missing_file_is_a_no_op(tmp: Path) -> None:
+    result = uninstall(tmp / "settings.json")
+    assert not result.changed and not (tmp / "settings.json").exists()
+    assert result.notes
+
+
+def test_non_command_statusline_is_reported(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    _write(path, SHAPES["non-command statusLine"])
+    result = install(path, CCC)
+    assert any("statusLine" in note for note in result.notes)
+
+
+def test_default_settings_path(tmp: Path) -> None:
+    assert default_settings_path({"HOME": "/h"}) == Path("/h/.claude/settings.json")
+    env = {"HOME": "/h", "CLAUDE_CONFIG_DIR": "/cfg"}
+    assert default_settings_path(env) == Path("/cfg/settings.json")
+    assert default_settings_path(env, profile="/p") == Path("/p/settings.json")
+    assert default_settings_path(env, settings="/s.json") == Path("/s.json")
+
+
+def test_find_ccc(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp / "bin" / "ccc"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    assert find_ccc(str(script)) == str(script)
+    monkeypatch.setenv("PATH", str(script.parent))
+    assert find_ccc("/usr/bin/python3") == str(script)
+    monkeypatch.setenv("PATH", str(tmp / "nowhere"))
+    with pytest.raises(SettingsError, match="cannot find"):
+        find_ccc("/usr/bin/python3")
