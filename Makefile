@@ -15,11 +15,11 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(RUNSTAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --config-settings editable_mode=compat -e .
 	touch $@
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[dev]'
 	touch $@ $(RUNSTAMP)
 
 run: $(RUNSTAMP)

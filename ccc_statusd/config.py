@@ -39,6 +39,7 @@ class DaemonConfig:
     tmux_enter_delay_s: float = TMUX_ENTER_DELAY_S
     # Watchers and scheduler can be switched off in focused tests.
     enable_watchers: bool = True
+    transcript_rescan_s: float = 5.0  # new config/project dirs appear within this
     scheduler_retry_s: float = 30.0
     # Run database calls on the event loop: only for tests on Trio's virtual clock.
     store_inline: bool = False

@@ -156,7 +156,7 @@ class Hub:
         info.first_seen = info.first_seen or self.wall()
         if msg.session_id:
             self._associate(info, msg.session_id)
-        self._touch(info)
+        self.touch(info)
         self.events.publish("connected", info, kind=info.kind)
         self.wake_scheduler(info.all_ids)
         return protocol.response(request_id=msg.request_id, session_id=info.session_id)
@@ -173,7 +173,7 @@ class Hub:
             info.transcript_path = msg.transcript_path
         if msg.claude_config_dir:
             info.claude_config_dir = msg.claude_config_dir
-        self._touch(info)
+        self.touch(info)
         self.wake_scheduler(info.all_ids)
         return protocol.response(request_id=msg.request_id, session_id=info.session_id)
 
@@ -196,7 +196,7 @@ class Hub:
             value = _str(data.get(attr))
             if value:
                 setattr(info, attr, value)
-        self._touch(info)
+        self.touch(info)
         return protocol.response(request_id=msg.request_id)
 
     def _associate(self, info: SessionInfo, session_id: str) -> None:
@@ -228,7 +228,7 @@ class Hub:
         if info.session_id is None:
             self.registry.forget(info.key)
         else:
-            self._touch(info)
+            self.touch(info)
 
     # --- routing ----------------------------------------------------------------------------
 
@@ -413,7 +413,7 @@ class Hub:
             if state == IDLE:
                 self.wake_scheduler(info.all_ids)
         self.events.publish("hook", info, hook=event, payload=payload)
-        self._touch(info)
+        self.touch(info)
         return info
 
     def _confirm_submitted(self, info: SessionInfo, prompt: Any) -> None:
@@ -457,7 +457,7 @@ class Hub:
             info.context = ctx
             await self.store.run("upsert_context_window", sid, ctx, int(self.wall()))
             self.events.publish("context", info, used_percentage=ctx["used_percentage"])
-        self._touch(info)
+        self.touch(info)
         others = [s for s in self.registry.sessions.values() if s is not info]
         return {
             "short_id": sid[:8],
@@ -477,7 +477,7 @@ class Hub:
 
     # --- persistence of session state ------------------------------------------------------
 
-    def _touch(self, info: SessionInfo) -> None:
+    def touch(self, info: SessionInfo) -> None:
         """Mark a session for the next metadata flush (coalesced: one transaction per flush)."""
         self._dirty.add(info.key)
         self._dirty_event.set()

@@ -15,6 +15,7 @@ import trio
 
 from . import protocol
 from .cache import read_session_cache
+from .paths import Paths
 from .protocol import RemoteProtocolError
 from .routing import resolve_id
 
@@ -148,10 +149,10 @@ async def session_path(hub: Hub, sid: str) -> str | None:
     agg = hub.transcripts.get(sid)
     if agg and agg.get("transcript_path"):
         return str(agg["transcript_path"])
-    return await hub.store.offload(discover_path, hub, sid, row)
+    return await hub.store.offload(discover_path, hub.config.paths, sid, row)
 
 
-def discover_path(hub: Hub, sid: str, row: dict[str, Any] | None) -> str | None:
+def discover_path(paths: Paths, sid: str, row: dict[str, Any] | None) -> str | None:
     """Steps 2–5 of the seed's FindSessionPath, on the filesystem."""
     name = f"{sid}.jsonl"
     path_home = os.environ.get("CCC_PATH_HOME")
@@ -160,7 +161,7 @@ def discover_path(hub: Hub, sid: str, row: dict[str, Any] | None) -> str | None:
             if name in files:
                 return str(Path(root) / name)
     candidates: list[str] = []
-    cached = read_session_cache(hub.config.paths.session_cache(sid))
+    cached = read_session_cache(paths.session_cache(sid))
     if cached and cached.get("claude_config_dir"):
         candidates.append(cached["claude_config_dir"])
     if row and row.get("claude_config_dir"):

@@ -42,12 +42,14 @@ class Scheduler:
         self.max_retry_s = max_retry_s
         self.next_try: dict[str, tuple[float, str]] = {}  # row id → (retry time, session id)
         self._wake = trio.Event()
+        self._woken: set[str] = set()  # sessions woken since the current pass began
 
     def wake(self, session_ids: Iterable[str] = ()) -> None:
         """Run a pass now: a new row, or sessions that became idle or connected (whose rows
         then skip their back-off: that change is what they were waiting for)."""
         self._wake.set()
         ids = set(session_ids)
+        self._woken |= ids
         if ids:
             for row_id, (_, sid) in list(self.next_try.items()):
                 if sid in ids:
@@ -65,6 +67,7 @@ class Scheduler:
     async def run_due(self) -> float:
         """One pass over the table; returns how long to sleep before the next one."""
         hub = self.hub
+        self._woken = set()
         rows: list[dict[str, Any]] = await hub.store.run("scheduled")
         hub.scheduled_count = len(rows)
         now = trio.current_time()
@@ -87,7 +90,11 @@ class Scheduler:
             wait = await self._attempt(row)
             if wait is not None:
                 blocked.add(sid)
-                self.next_try[row["id"]] = (now + wait, sid)
+                if sid in self._woken:
+                    # It connected or went idle while we were trying: retry in the next pass
+                    # (already signalled) instead of sitting out the back-off.
+                    continue
+                self.next_try[row["id"]] = (trio.current_time() + wait, sid)
                 next_delay = min(next_delay, wait)
         return max(next_delay, 0.0)
 

@@ -185,9 +185,18 @@ CONTEXT_COLUMNS = (
 class Store:
     """Typed access to ``scheduled.db``. Not thread-safe: one caller at a time."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, db: sqlite_utils.Database | None = None) -> None:
         self.path = path
-        self.db = open_db(path)
+        self.db = open_db(path) if db is None else db
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> Store | None:
+        """A read-only view (no create, no migration, no repair), or None if there is no file:
+        what the CLI uses when the daemon is down."""
+        if not path.exists():
+            return None
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        return cls(path, sqlite_utils.Database(conn))
 
     def close(self) -> None:
         try:

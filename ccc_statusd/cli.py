@@ -1,0 +1,831 @@
+"""The ``ccc`` command line: the one typer app that defines every command (SPEC §6).
+
+The CLI is thin: a command builds a request, calls the blocking client, prints, exits with a
+code (0 ok, 1 the daemon or session answered with an error, 2 usage error, 3 daemon not
+running). The send commands (``prompt``, ``command``, ``eval``, ``hook``, ``statusline``) are
+usually served by :mod:`ccc_statusd.fastcli` without loading this module; their typer commands
+here call the very same functions, so help, errors and exit codes are the same either way.
+
+Read commands work without the daemon in a degraded mode: ``sessions``, ``path`` and ``status``
+then read the per-session cache files and the database (read-only) and say so on stderr.
+``schedule`` writes the database itself (the daemon picks the row up on ``reload_schedule`` or
+when it starts), so it works with the daemon down too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .client import Client, ClientError, DaemonNotRunning, default_socket_path, display, not_running
+from .fastcli import (
+    EXIT_ERROR,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    EXIT_USAGE,
+    error,
+    note,
+    print_json,
+    run_hook,
+    run_statusline,
+    send_routed,
+    use_colour,
+)
+from .paths import Paths
+
+# When a rate-limit window resets, wait this much longer before sending: the reset time is the
+# server's, our clock may be a little ahead, and a prompt sent a second early fails again.
+RESET_MARGIN_S = 60
+# Width limits for the sessions table, so one long path does not push the rest off screen.
+CWD_WIDTH = 40
+TEXT_WIDTH = 50
+ERROR_WIDTH = 40
+
+app = typer.Typer(
+    name="ccc",
+    help="Talk to Claude Code sessions through the ccc-statusd daemon: send prompts and commands, "
+    "list sessions, schedule prompts for later.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+# Routed commands take free text: "-v is verbose" is a TEXT, not an unknown option.
+_FREE_TEXT = {"ignore_unknown_options": True}
+# hook and statusline are run by Claude Code: extra arguments are ignored, never an error.
+_LENIENT = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@dataclass(frozen=True)
+class State:
+    """What the global options decide: where the daemon's socket and files are."""
+
+    socket: str
+    paths: Paths
+    explicit_socket: str | None
+
+
+def _state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    if isinstance(obj, State):
+        return obj
+    return _make_state(None)
+
+
+def _make_state(socket: Path | None) -> State:
+    if socket is None:
+        return State(default_socket_path(), Paths.default(), None)
+    sock = str(socket.expanduser())
+    # A socket named daemon.sock lives in its cache dir, so the cache files and the database are
+    # next to it; any other name says nothing about the cache dir, which then stays the default.
+    paths = Paths(Path(sock).parent) if Path(sock).name == "daemon.sock" else Paths.default()
+    return State(sock, paths, sock)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"ccc {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    socket: Annotated[
+        Path | None,
+        typer.Option(
+            "--socket",
+            metavar="PATH",
+            help="The daemon's socket (default: daemon.sock in $CCC_CACHE_DIR, "
+            "$XDG_CACHE_HOME/ccc-status or ~/.cache/ccc-status).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = _make_state(socket)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    """Print the one-sentence error and return the Exit to raise."""
+    return typer.Exit(error(message, code))
+
+
+def _ask(state: State, name: str, **fields: Any) -> Any:
+    """A query's data; DaemonNotRunning propagates (callers fall back or exit 3)."""
+    with Client(state.socket) as client:
+        return client.query(name, **fields)
+
+
+# --- send commands (the same code fastcli runs) --------------------------------------------
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+SessionArg = Annotated[str, typer.Argument(help="A session id or a unique prefix (at least 4 characters).")]
+
+
+@app.command(context_settings=_FREE_TEXT)
+def prompt(
+    ctx: typer.Context,
+    session: SessionArg,
+    text: Annotated[str, typer.Argument(help="The prompt; - reads it from stdin (lines kept).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")] = False,
+) -> None:
+    """Send a prompt to a session, typed as if by its user (queued if the session is busy)."""
+    raise typer.Exit(send_routed(_state(ctx).explicit_socket, "prompt", session, [text], as_json=as_json))
+
+
+@app.command(context_settings=_FREE_TEXT)
+def command(
+    ctx: typer.Context,
+    session: SessionArg,
+    name: Annotated[str, typer.Argument(help="The slash command, with or without the leading /.")],
+    args: Annotated[list[str] | None, typer.Argument(help="The command's arguments.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")] = False,
+) -> None:
+    """Run a slash command in a session (e.g. ccc command abcd compact)."""
+    raise typer.Exit(send_routed(_state(ctx).explicit_socket, "command", session, [name, *(args or [])], as_json=as_json))
+
+
+@app.command(name="eval", context_settings=_FREE_TEXT)
+def eval_(
+    ctx: typer.Context,
+    session: SessionArg,
+    code: Annotated[str, typer.Argument(help="JavaScript to evaluate; - reads it from stdin.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")] = False,
+) -> None:
+    """Evaluate JavaScript inside a session and print the result (daemon needs --allow-eval)."""
+    raise typer.Exit(send_routed(_state(ctx).explicit_socket, "eval", session, [code], as_json=as_json))
+
+
+@app.command(context_settings=_LENIENT)
+def hook(ctx: typer.Context) -> None:
+    """Forward a Claude Code hook event (JSON on stdin) to the daemon; for settings.json."""
+    raise typer.Exit(run_hook(_state(ctx).explicit_socket))
+
+
+@app.command(context_settings=_LENIENT)
+def statusline(
+    ctx: typer.Context,
+    fmt: Annotated[str | None, typer.Option("--format", metavar="F", help="A template, e.g. '{model} {ctx_pct}% ${cost}' (see the README).")] = None,
+    wrap: Annotated[str | None, typer.Option("--wrap", metavar="CMD", help="Run CMD as the status line instead, forwarding the JSON to the daemon too.")] = None,
+) -> None:
+    """Claude Code's statusLine command: forward the JSON on stdin and print one status line."""
+    raise typer.Exit(run_statusline(_state(ctx).explicit_socket, fmt, wrap))
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+@app.command()
+def sessions(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List sessions: active ones first, with state, model, directory, branch, context and cost."""
+    state = _state(ctx)
+    try:
+        records = _ask(state, "list_sessions") or []
+    except DaemonNotRunning as exc:
+        note(f"{exc}; showing the last known state from {display(str(state.paths.cache_dir))}")
+        records = degraded_sessions(state.paths)
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    records = sort_sessions(records)
+    if as_json:
+        print_json(records)
+        return
+    print_sessions(records, now=time.time(), colour=use_colour(sys.stdout))
+
+
+def last_activity(rec: dict[str, Any]) -> float:
+    transcript = rec.get("transcript")
+    if not isinstance(transcript, dict):
+        transcript = {}
+    for value in (rec.get("last_activity"), rec.get("last_seen"), transcript.get("last_ts_epoch"), rec.get("updated_at")):
+        if isinstance(value, int | float) and value > 0:
+            return float(value)
+    return 0.0
+
+
+def sort_sessions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Connected first, then sessions that have not ended, each by latest activity."""
+    return sorted(
+        records,
+        key=lambda r: (bool(r.get("connected")), r.get("state") != "ended", last_activity(r)),
+        reverse=True,
+    )
+
+
+def _context_pct(rec: dict[str, Any]) -> float | None:
+    ctx = rec.get("context_window")
+    if isinstance(ctx, dict) and isinstance(ctx.get("used_percentage"), int | float):
+        return float(ctx["used_percentage"])
+    return None
+
+
+def ago(seconds: float) -> str:
+    """A duration as people say it: ``45s``, ``12m``, ``3h05m``, ``2d4h``."""
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600}h"
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_STATE_COLOURS = {"idle": "32", "busy": "33", "waiting": "35", "failed": "31", "ended": "2"}
+
+
+def session_row(rec: dict[str, Any], now: float) -> list[str]:
+    pct = _context_pct(rec)
+    cost = rec.get("cost_usd")
+    last = last_activity(rec)
+    state = str(rec.get("state") or "unknown")
+    return [
+        str(rec.get("session_id") or "?")[:8],
+        state,
+        str(rec.get("model") or "-"),
+        _shorten(display(str(rec["cwd"])), CWD_WIDTH) if rec.get("cwd") else "-",
+        str(rec.get("git_branch") or "-"),
+        f"{pct:.0f}%" if pct is not None else "-",
+        f"${cost:.2f}" if isinstance(cost, int | float) else "-",
+        f"{ago(now - last)} ago" if last else "-",
+    ]
+
+
+def print_table(headers: list[str], rows: list[list[str]], colours: list[list[str | None]] | None = None) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for n, row in enumerate(rows):
+        cells = []
+        for i, (cell, w) in enumerate(zip(row, widths, strict=True)):
+            padded = cell.ljust(w)
+            colour = colours[n][i] if colours else None
+            cells.append(f"\x1b[{colour}m{padded}\x1b[0m" if colour else padded)
+        print("  ".join(cells).rstrip())
+
+
+def print_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -> None:
+    if not records:
+        print("no sessions known yet; start one with: ccc run -- claude")
+        return
+    rows = [session_row(r, now) for r in records]
+    colours: list[list[str | None]] | None = None
+    if colour:
+        colours = [[None] * len(row) for row in rows]
+        for row, cols, rec in zip(rows, colours, records, strict=True):
+            cols[1] = _STATE_COLOURS.get(row[1])
+            if not rec.get("connected"):
+                cols[0] = "2"
+    print_table(["SESSION", "STATE", "MODEL", "CWD", "BRANCH", "CTX", "COST", "LAST ACTIVITY"], rows, colours)
+
+
+def open_store_readonly(db_path: Path) -> Any:
+    """A :class:`~ccc_statusd.store.Store` over a read-only connection, or None if there is no
+    database. Read-only: with the daemon down we must not migrate, repair or create anything."""
+    from .store import Store
+
+    return Store.open_readonly(db_path)
+
+
+def _db_rows(paths: Paths, method: str, *args: Any) -> list[Any]:
+    """What ``Store.<method>(*args)`` returns, read-only; empty without a database."""
+    store = open_store_readonly(paths.db)
+    if store is None:
+        return []
+    try:
+        return list(getattr(store, method)(*args))
+    except sqlite3.Error as exc:
+        note(f"cannot read {display(str(paths.db))} ({exc}); showing what the cache files hold")
+        return []
+    finally:
+        store.db.conn.close()
+
+
+def degraded_sessions(paths: Paths) -> list[dict[str, Any]]:
+    """Sessions from the database and the cache files, as list_sessions would show them."""
+    from .cache import read_all_session_caches
+
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in _db_rows(paths, "sessions"):
+        if row.get("alias_of"):
+            continue
+        by_id[row["session_id"]] = {k: v for k, v in row.items() if v is not None}
+    for rec in read_all_session_caches(paths):
+        sid = rec.get("session_id")
+        if not isinstance(sid, str):
+            continue
+        merged = by_id.setdefault(sid, {})
+        merged.update({k: v for k, v in rec.items() if v is not None})
+    aliases = {a for rec in by_id.values() for a in rec.get("aliases") or []}
+    out = []
+    for sid, rec in by_id.items():
+        if sid in aliases:
+            continue
+        rec["connected"] = False  # nothing is connected to a daemon that is not running
+        out.append(rec)
+    return out
+
+
+def known_ids(paths: Paths, records: list[dict[str, Any]] | None = None) -> set[str]:
+    """Every session id we can resolve a prefix against: the daemon's list (when given), the
+    cache files and the database (current ids and aliases)."""
+    from .cache import session_cache_ids
+
+    ids = set(session_cache_ids(paths))
+    ids.update(str(sid) for sid in _db_rows(paths, "session_ids"))
+    for rec in records or []:
+        if rec.get("session_id"):
+            ids.add(rec["session_id"])
+        ids.update(rec.get("aliases") or [])
+    return ids
+
+
+def resolve_locally(target: str, ids: set[str]) -> str:
+    """A full id or unique prefix → full id, with the daemon's own messages; exit 1 if not."""
+    from .routing import RoutingError, resolve_id
+
+    try:
+        return resolve_id(target, ids)
+    except RoutingError as exc:
+        raise fail(str(exc)) from None
+
+
+# --- status, query, path -------------------------------------------------------------------
+
+
+@app.command()
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Show the daemon's pid, version, uptime, connections, sessions, schedule and paths."""
+    state = _state(ctx)
+    try:
+        data = _ask(state, "status")
+    except DaemonNotRunning as exc:
+        scheduled = len(_db_rows(state.paths, "scheduled"))
+        known = len(degraded_sessions(state.paths))
+        if as_json:
+            print_json({"running": False, "sessions": known, "scheduled": scheduled, "paths": _paths_dict(state)})
+        else:
+            print("ccc-statusd: not running")
+            print(f"sessions:    {known} known")
+            print(f"scheduled:   {scheduled}")
+            _print_paths(_paths_dict(state))
+        raise fail(str(exc), EXIT_NOT_RUNNING) from None
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    if as_json:
+        print_json({"running": True, **data})
+        return
+    by_state = data.get("sessions_by_state") or {}
+    states = ", ".join(f"{n} {s}" for s, n in sorted(by_state.items()))
+    print(f"ccc-statusd: {data.get('version')}, pid {data.get('pid')}, up {ago(float(data.get('uptime_s') or 0))}")
+    print(
+        f"connections: {data.get('connections', 0)} ({data.get('session_clients', 0)} session clients, "
+        f"{data.get('subscribers', 0)} subscribers)"
+    )
+    print(f"sessions:    {data.get('sessions', 0)}" + (f" ({states})" if states else ""))
+    print(f"scheduled:   {data.get('scheduled', 0)}")
+    print(f"eval:        {'allowed' if data.get('allow_eval') else 'disabled'}")
+    _print_paths(data.get("paths") or _paths_dict(state))
+
+
+def _paths_dict(state: State) -> dict[str, str]:
+    p = state.paths
+    return {
+        "cache_dir": str(p.cache_dir),
+        "socket": state.socket,
+        "pid": str(p.pid),
+        "log": str(p.log),
+        "db": str(p.db),
+    }
+
+
+def _print_paths(paths: dict[str, str]) -> None:
+    for key, label in (("socket", "socket"), ("db", "database"), ("log", "log")):
+        if paths.get(key):
+            print(f"{label + ':':<12} {display(paths[key])}")
+
+
+@app.command()
+def query(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="ping, status, list_sessions, active_sessions, active_connections, session_path, list_scheduled, reload_schedule.")],
+    session: Annotated[str | None, typer.Option("--session", metavar="ID", help="The session_id field (for session_path, list_scheduled).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Accepted for symmetry: the output is always JSON.")] = False,
+) -> None:
+    """Send a raw query and print its data as JSON."""
+    state = _state(ctx)
+    try:
+        data = _ask(state, name, session_id=session)
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    print_json(data)
+
+
+@app.command()
+def path(ctx: typer.Context, session: SessionArg, as_json: JsonFlag = False) -> None:
+    """Print the transcript path of a session (database, $CCC_PATH_HOME, then config dirs)."""
+    state = _state(ctx)
+    sid: str = session
+    try:
+        with Client(state.socket) as client:
+            reply = client.request({"type": "query", "query": "session_path", "session_id": session})
+        found = reply.get("data")
+        sid = reply.get("session_id") or session
+    except DaemonNotRunning as exc:
+        note(f"{exc}; looking in {display(str(state.paths.cache_dir))} instead")
+        sid = resolve_locally(session, known_ids(state.paths))
+        found = degraded_session_path(state.paths, sid)
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    if as_json:
+        print_json({"session_id": sid, "path": found})
+        if not found:
+            raise typer.Exit(EXIT_ERROR)
+        return
+    if not found:
+        raise fail(
+            f"no transcript found for session {sid}; set CCC_PATH_HOME or CLAUDE_CONFIG_DIR to "
+            "where its config dir is"
+        )
+    print(found)
+
+
+def degraded_session_path(paths: Paths, sid: str) -> str | None:
+    """The seed's discovery order without the daemon: database, cache file, then the
+    filesystem search the daemon does (``queries.discover_path``)."""
+
+    from .cache import read_session_cache
+    from .queries import discover_path
+
+    row = next((r for r in _db_rows(paths, "sessions") if r["session_id"] == sid), None)
+    if row and row.get("transcript_path"):
+        return str(row["transcript_path"])
+    cached = read_session_cache(paths.session_cache(sid)) or {}
+    if cached.get("transcript_path"):
+        return str(cached["transcript_path"])
+    return discover_path(paths, sid, row)
+
+
+# --- schedule ------------------------------------------------------------------------------
+
+
+class _ScheduleGroup(TyperGroup):
+    """``ccc schedule SESSION TEXT ...`` means ``ccc schedule add SESSION TEXT ...``; ``list``
+    and ``cancel`` are subcommands (a session id is never one of those words)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["add", *args]
+        return super().parse_args(ctx, args)
+
+
+schedule_app = typer.Typer(
+    cls=_ScheduleGroup,
+    help="Schedule a prompt for later: ccc schedule SESSION TEXT --in 10m | --at 14:30 "
+    "[--when-idle] [--after-limit-reset]; ccc schedule list; ccc schedule cancel ID.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(schedule_app, name="schedule")
+
+_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_CLOCK_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``10m``, ``2h``, ``1h30m``, ``1d`` → seconds; ValueError with the sentence."""
+    m = _DURATION_RE.match(text.strip().lower())
+    if not text.strip() or not m or not any(m.groups()):
+        raise ValueError(f"--in {text!r} is not a duration; write e.g. 90s, 10m, 2h or 1h30m")
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def parse_at(text: str, now: datetime) -> datetime:
+    """``14:30`` (the next such local time) or ISO 8601 → an aware datetime; ValueError."""
+    now = now.astimezone()
+    m = _CLOCK_RE.match(text.strip())
+    if m:
+        hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        if hour > 23 or minute > 59 or second > 59:
+            raise ValueError(f"--at {text!r} is not a time of day; write e.g. 14:30")
+        due = now.replace(hour=hour, minute=minute, second=second, microsecond=0)
+        return due if due > now else due + timedelta(days=1)
+    try:
+        due = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--at {text!r} is neither a time of day nor an ISO 8601 date-time; write e.g. "
+            "14:30 or 2025-06-01T09:00"
+        ) from None
+    if due.tzinfo is None:
+        due = due.astimezone()  # a naive time is local time
+    if due <= now:
+        raise ValueError(f"--at {text!r} is in the past; give a future time")
+    return due
+
+
+def parse_resets_at(value: Any) -> float | None:
+    """``rate_limits.five_hour.resets_at`` as epoch seconds (seconds, milliseconds or ISO)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) / 1000 if value > 1e12 else float(value)
+    if isinstance(value, str):
+        try:
+            return parse_resets_at(float(value))
+        except ValueError:
+            pass
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (dt if dt.tzinfo else dt.astimezone()).timestamp()
+    return None
+
+
+def _rate_limit_reset(state: State, sid: str, records: list[dict[str, Any]] | None) -> float:
+    from .cache import read_session_cache
+
+    limits = None
+    for rec in records or []:
+        if rec.get("session_id") == sid or sid in (rec.get("aliases") or []):
+            limits = rec.get("rate_limits")
+            break
+    if not isinstance(limits, dict):
+        limits = (read_session_cache(state.paths.session_cache(sid)) or {}).get("rate_limits")
+    five = limits.get("five_hour") if isinstance(limits, dict) else None
+    resets = parse_resets_at(five.get("resets_at")) if isinstance(five, dict) else None
+    if resets is None:
+        raise fail(
+            f"no rate-limit reset time is known for session {sid} (it comes from the statusline "
+            "of a Claude Code subscription session); use --in or --at instead"
+        )
+    if resets <= time.time():
+        when = datetime.fromtimestamp(resets).strftime("%H:%M")
+        raise fail(
+            f"the five-hour limit of session {sid} already reset at {when} and the next reset is "
+            "not known yet; send it now with ccc prompt, or use --in or --at"
+        )
+    return resets + RESET_MARGIN_S
+
+
+def _when(send_at: float, trigger: str, now: float) -> str:
+    due = datetime.fromtimestamp(send_at).strftime("%Y-%m-%d %H:%M:%S")
+    if trigger in ("when_idle", "idle") and send_at <= now + 1:
+        return "at its next idle moment"
+    idle = ", then at its next idle moment" if trigger == "when_idle" else ""
+    return f"at {due} (in {ago(send_at - now)}){idle}"
+
+
+def _reload_schedule(state: State) -> bool:
+    """Tell a running daemon to re-read the schedule; False when there is none."""
+    try:
+        _ask(state, "reload_schedule")
+        return True
+    except DaemonNotRunning:
+        return False
+    except ClientError as exc:
+        note(f"the schedule was saved but the daemon did not reload it ({exc}); it re-reads it within a minute")
+        return True
+
+
+@schedule_app.command("add", context_settings=_FREE_TEXT)
+def schedule_add(
+    ctx: typer.Context,
+    session: SessionArg,
+    text: Annotated[str, typer.Argument(help="The prompt; - reads it from stdin.")],
+    in_: Annotated[str | None, typer.Option("--in", metavar="DURATION", help="Send after this long: 90s, 10m, 2h, 1h30m.")] = None,
+    at: Annotated[str | None, typer.Option("--at", metavar="TIME", help="Send at this time: 14:30 (next such time) or ISO 8601.")] = None,
+    when_idle: Annotated[bool, typer.Option("--when-idle", help="Send at the session's next idle moment (after --in/--at if given).")] = False,
+    after_limit_reset: Annotated[bool, typer.Option("--after-limit-reset", help="Send when the session's five-hour rate limit resets (plus a minute).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Schedule a prompt (the default: ccc schedule SESSION TEXT --in 10m)."""
+    from .fastcli import UsageError, text_arg
+
+    state = _state(ctx)
+    timing = [flag for flag, given in (("--in", in_), ("--at", at), ("--after-limit-reset", after_limit_reset)) if given]
+    if len(timing) > 1:
+        raise fail(f"give only one of {' and '.join(timing)}", EXIT_USAGE)
+    if not timing and not when_idle:
+        raise fail("say when: --in 10m, --at 14:30, --when-idle or --after-limit-reset", EXIT_USAGE)
+    try:
+        message = text_arg(text, "prompt text")
+    except UsageError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    now = time.time()
+    try:
+        if in_ is not None:
+            send_at = now + parse_duration(in_)
+        elif at is not None:
+            send_at = parse_at(at, datetime.fromtimestamp(now)).timestamp()
+        else:
+            send_at = now
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    records: list[dict[str, Any]] | None = None
+    try:
+        records = _ask(state, "list_sessions")
+    except DaemonNotRunning:
+        records = None
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    sid = resolve_locally(session, known_ids(state.paths, records))
+    if after_limit_reset:
+        send_at = _rate_limit_reset(state, sid, records)
+    trigger = "when_idle" if when_idle else "at"
+    from .store import Store
+
+    state.paths.ensure_dir()
+    store = Store(state.paths.db)
+    try:
+        row = store.add_scheduled(sid, message, int(send_at), trigger=trigger, sender="ccc schedule")
+    except sqlite3.Error as exc:
+        raise fail(f"cannot write the schedule to {display(str(state.paths.db))} ({exc}); check the file and try again") from None
+    finally:
+        store.close()
+    running = _reload_schedule(state)
+    if as_json:
+        print_json({**row, "due_in_s": round(row["send_at"] - now), "daemon_running": running})
+        return
+    print(f"scheduled {row['id']} for session {sid[:8]} {_when(row['send_at'], trigger, now)}")
+    if not running:
+        note("the daemon is not running; it will send this when it starts (start it with: ccc-statusd)")
+
+
+@schedule_app.command("list")
+def schedule_list(
+    ctx: typer.Context,
+    session: Annotated[str | None, typer.Option("--session", metavar="ID", help="Only this session's messages (full id).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List scheduled and queued prompts: when due, attempts, last error."""
+    state = _state(ctx)
+    rows = _db_rows(state.paths, "scheduled", session)
+    now = time.time()
+    if as_json:
+        print_json([{**r, "due_in_s": round(r["send_at"] - now)} for r in rows])
+        return
+    if not rows:
+        print("nothing scheduled")
+        return
+    table = []
+    for r in rows:
+        due_in = r["send_at"] - now
+        if due_in > 0:
+            due = f"in {ago(due_in)}"
+        elif r.get("trigger") in ("idle", "when_idle"):
+            due = "when idle"
+        else:
+            due = f"overdue {ago(-due_in)}"
+        lines = str(r.get("message") or "").strip().splitlines()
+        first = lines[0] if lines else ""
+        table.append(
+            [
+                str(r["id"]),
+                str(r["session_id"])[:8],
+                due,
+                _cut(first + (" …" if len(lines) > 1 else ""), TEXT_WIDTH),
+                str(r.get("attempts") or 0),
+                _cut(str(r.get("last_error") or "-"), ERROR_WIDTH),
+            ]
+        )
+    print_table(["ID", "SESSION", "DUE", "TEXT", "ATTEMPTS", "LAST ERROR"], table)
+
+
+@schedule_app.command("cancel")
+def schedule_cancel(
+    ctx: typer.Context,
+    id: Annotated[str, typer.Argument(help="A scheduled message's id or a unique prefix of it.")],
+) -> None:
+    """Cancel a scheduled or queued prompt."""
+    from .store import Store
+
+    state = _state(ctx)
+    if not state.paths.db.exists():
+        raise fail(f"no scheduled message matches {id!r}; list them with: ccc schedule list")
+    store = Store(state.paths.db)
+    try:
+        matches = store.match_scheduled(id)
+        if not matches:
+            raise fail(f"no scheduled message matches {id!r}; list them with: ccc schedule list")
+        if len(matches) > 1:
+            raise fail(f"id prefix {id!r} is ambiguous: it matches {', '.join(sorted(matches))}; give more characters")
+        deleted = store.delete_scheduled(matches[0])
+    finally:
+        store.close()
+    if not deleted:
+        raise fail(f"scheduled message {matches[0]} was sent or cancelled meanwhile; nothing to cancel")
+    _reload_schedule(state)
+    print(f"cancelled {matches[0]}")
+
+
+# --- session client, install -------------------------------------------------------------
+
+
+@app.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+def run(
+    ctx: typer.Context,
+    command: Annotated[list[str] | None, typer.Argument(help="The command to run, after -- (default: claude).")] = None,
+    inject: Annotated[bool, typer.Option("--inject", help="Also load the in-process client into Claude Code (enables eval).")] = False,
+) -> None:
+    """Run Claude Code (or COMMAND) attached to the daemon, so it can receive prompts."""
+    from .session import pty_host
+
+    state = _state(ctx)
+    kwargs: dict[str, Any] = {"paths": state.paths}
+    if inject:
+        if "inject" not in inspect.signature(pty_host.run_command).parameters:
+            raise fail("ccc run --inject is not available in this version; use: ccc run -- claude", EXIT_USAGE)
+        kwargs["inject"] = True
+    raise typer.Exit(pty_host.run_command(list(command or []), **kwargs))
+
+
+SettingsOpt = Annotated[Path | None, typer.Option("--settings", metavar="PATH", help="The settings.json to edit (default: $CLAUDE_CONFIG_DIR/settings.json or ~/.claude/settings.json).")]
+ProfileOpt = Annotated[Path | None, typer.Option("--profile", metavar="DIR", help="A Claude config dir whose settings.json to edit.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the change as a diff; write nothing.")]
+
+
+@app.command()
+def install(settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False) -> None:
+    """Add ccc's hooks and statusLine to a Claude Code settings.json (a backup is kept)."""
+    from . import install as inst
+
+    try:
+        target = inst.default_settings_path(profile=profile, settings=settings)
+        result = inst.install(target, inst.find_ccc(), dry_run=dry_run)
+    except inst.SettingsError as exc:
+        raise fail(str(exc)) from None
+    _report_settings(result, dry_run, "added ccc's hooks and statusLine to", "already has ccc's hooks and statusLine")
+
+
+@app.command()
+def uninstall(settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False) -> None:
+    """Remove exactly what ccc install added to a Claude Code settings.json (a backup is kept)."""
+    from . import install as inst
+
+    try:
+        target = inst.default_settings_path(profile=profile, settings=settings)
+        result = inst.uninstall(target, dry_run=dry_run)
+    except inst.SettingsError as exc:
+        raise fail(str(exc)) from None
+    _report_settings(result, dry_run, "removed ccc's hooks and statusLine from", "has no ccc entries")
+
+
+def _report_settings(result: Any, dry_run: bool, did: str, nothing: str) -> None:
+    for line in result.notes:
+        note(line)
+    if not result.changed:
+        print(f"{display(str(result.path))} {nothing}; nothing to do")
+    elif dry_run:
+        sys.stdout.write(result.diff)
+    else:
+        backup = f" (backup: {display(str(result.backup))})" if result.backup else ""
+        print(f"{did} {display(str(result.path))}{backup}")
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the typer app; returns the exit code (fastcli's fall-through lands here)."""
+    try:
+        app(args=argv, prog_name="ccc", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return EXIT_OK
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+__all__ = ["app", "main", "not_running", "EXIT_NOT_RUNNING"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
