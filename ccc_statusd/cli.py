@@ -15,6 +15,7 @@ when it starts), so it works with the daemon down too.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import sqlite3
 import sys
@@ -34,12 +35,14 @@ from .fastcli import (
     EXIT_NOT_RUNNING,
     EXIT_OK,
     EXIT_USAGE,
+    UsageError,
     error,
     note,
     print_json,
     run_hook,
     run_statusline,
     send_routed,
+    text_arg,
     use_colour,
 )
 from .paths import Paths
@@ -168,6 +171,97 @@ def eval_(
 ) -> None:
     """Evaluate JavaScript inside a session and print the result (daemon needs --allow-eval)."""
     raise typer.Exit(send_routed(_state(ctx).explicit_socket, "eval", session, [code], as_json=as_json))
+
+
+@app.command(context_settings=_FREE_TEXT)
+def ask(
+    ctx: typer.Context,
+    session: SessionArg,
+    text: Annotated[str, typer.Argument(help="The prompt; - reads it from stdin (lines kept).")],
+    timeout: Annotated[str, typer.Option("--timeout", metavar="DURATION", help="How long to wait for the reply (90s, 10m, 1h30m).")] = "10m",
+    as_json: JsonFlag = False,
+) -> None:
+    """Send a prompt, wait for the turn it starts to end, and print the assistant's reply."""
+    state = _state(ctx)
+    try:
+        timeout_s = parse_duration(timeout, "--timeout")
+        body = text_arg(text, "TEXT")
+    except (ValueError, UsageError) as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    try:
+        with Client(state.socket) as client:
+            reply = client.ask(session, body, timeout_s=timeout_s)
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    if as_json:
+        print_json(reply)
+        return
+    answer = (reply.get("data") or {}).get("reply")
+    if answer is None:
+        note(f"session {reply.get('session_id') or session} finished its turn but left no reply text")
+    else:
+        print(answer)
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    session: Annotated[str | None, typer.Argument(help="Only this session (id or unique prefix).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
+) -> None:
+    """Follow what happens to sessions, one line per event, until Ctrl-C or the daemon stops."""
+    state = _state(ctx)
+    colour = use_colour(sys.stdout)
+    try:
+        with Client(state.socket) as client:
+            for event in client.subscribe(session):
+                if event.get("type") != "event":
+                    continue
+                print(json.dumps(event) if as_json else format_event(event, colour=colour), flush=True)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_OK) from None
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    if not as_json:
+        note("the daemon stopped; the event stream ended")
+
+
+_EVENT_COLOURS = {"idle": "32", "busy": "33", "waiting": "35", "failed": "31", "ended": "2"}
+
+
+def format_event(event: dict[str, Any], *, colour: bool = False) -> str:
+    """One human line: time, short session id, what happened."""
+    when = datetime.fromtimestamp(float(event.get("time") or time.time())).strftime("%H:%M:%S")
+    sid = (event.get("session_id") or event.get("key") or "-")[:8]
+    kind = event.get("event", "?")
+    if kind == "state":
+        state_name = str(event.get("state"))
+        shown = f"\x1b[{_EVENT_COLOURS[state_name]}m{state_name}\x1b[0m" if colour and state_name in _EVENT_COLOURS else state_name
+        what = f"is {shown}" + (f" ({event['error']})" if event.get("error") else "") + (f" after {event['hook']}" if event.get("hook") else "")
+    elif kind == "hook":
+        payload = event.get("payload") or {}
+        detail = payload.get("tool_name") or payload.get("source") or payload.get("reason") or payload.get("notification_type") or ""
+        what = f"hook {event.get('hook')}" + (f" {detail}" if detail else "")
+    elif kind == "delivered":
+        what = f"{event.get('kind', 'prompt')} delivered: {event.get('text', '')}"
+    elif kind == "submitted":
+        what = f"prompt submitted: {event.get('text', '')}"
+    elif kind == "queued":
+        what = f"queued ({event.get('reason')}): {event.get('text', '')}"
+    elif kind == "scheduled_fired":
+        what = f"scheduled message {event.get('id')} delivered"
+    elif kind == "scheduled_failed":
+        what = f"scheduled message {event.get('id')} not delivered (attempt {event.get('attempts')}): {event.get('error')}"
+    elif kind == "context":
+        what = f"context {event.get('used_percentage')}% used"
+    elif kind == "associated":
+        what = "associated" + (f" (was {str(event['previous'])[:8]})" if event.get("previous") else "")
+    elif kind in ("connected", "disconnected"):
+        what = kind + (f" ({event['kind']})" if event.get("kind") else "")
+    else:
+        extras = {k: v for k, v in event.items() if k not in ("type", "event", "time", "session_id", "key", "internal_id")}
+        what = kind + (" " + json.dumps(extras, default=str) if extras else "")
+    return f"{when} {sid:8} {what}"
 
 
 @app.command(context_settings=_LENIENT)
@@ -513,11 +607,11 @@ _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _CLOCK_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
-def parse_duration(text: str) -> int:
+def parse_duration(text: str, option: str = "--in") -> int:
     """``90s``, ``10m``, ``2h``, ``1h30m``, ``1d`` → seconds; ValueError with the sentence."""
     m = _DURATION_RE.match(text.strip().lower())
     if not text.strip() or not m or not any(m.groups()):
-        raise ValueError(f"--in {text!r} is not a duration; write e.g. 90s, 10m, 2h or 1h30m")
+        raise ValueError(f"{option} {text!r} is not a duration; write e.g. 90s, 10m, 2h or 1h30m")
     d, h, mi, s = (int(g or 0) for g in m.groups())
     return ((d * 24 + h) * 60 + mi) * 60 + s
 

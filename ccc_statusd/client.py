@@ -24,13 +24,14 @@ import itertools
 import json
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 # A routed message waits up to the daemon's request timeout (10 s by default, SPEC §4) for the
 # session's answer; we wait a little longer so that the daemon's own, more precise, timeout
 # error reaches the user instead of ours.
 DEFAULT_TIMEOUT_S = 15.0
+ASK_MARGIN_S = 10.0  # the daemon times an ask out itself; this only covers a daemon that hangs
 # The daemon is local: it accepts in microseconds. A connect that takes this long means a wedged
 # daemon, and the user should hear so rather than wait the whole request timeout.
 CONNECT_TIMEOUT_S = 2.0
@@ -246,12 +247,55 @@ class Client:
         response's ``data`` is the result."""
         return self.request(eval_message(session, code))
 
+    def ask(self, session: str, text: str, *, timeout_s: float = 600.0, asker: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Send a prompt and wait for the reply of the turn it starts; the response's
+        ``data["reply"]`` is the assistant's text. Waits up to ``timeout_s`` (plus a margin)."""
+        old = self.timeout
+        self.timeout = timeout_s + ASK_MARGIN_S
+        try:
+            if self._sock is not None:
+                self._sock.settimeout(self.timeout)
+            return self.request(ask_message(session, text, timeout_s, asker))
+        finally:
+            self.timeout = old
+            if self._sock is not None:
+                self._sock.settimeout(old)
+
+    def subscribe(self, session: str | None = None) -> Iterator[dict[str, Any]]:
+        """Turn this connection into the daemon's event stream; yields one dict per event until
+        the daemon closes it (a final line with ``error`` raises DaemonError)."""
+        fields = {"session_id": session} if session else {}
+        self.request(query_message("subscribe", **fields))
+        assert self._sock is not None
+        self._sock.settimeout(None)
+        while True:
+            try:
+                line = self._read_line()
+            except DaemonError:
+                return  # the daemon stopped: the stream simply ends
+            event = json.loads(line)
+            if event.get("type") == "response" and event.get("error"):
+                raise DaemonError(str(event["error"]), event)
+            yield event
+
     def query(self, name: str, **fields: Any) -> Any:
         """Run a query (``ping``, ``status``, ``list_sessions``, ``session_path`` …); returns its ``data``."""
         return self.request(query_message(name, **fields)).get("data")
 
 
 # --- message builders (shared with the async client) --------------------------------------
+
+
+def ask_message(session: str, text: str, timeout_s: float, asker: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An ask; ``asker`` (default: this process's environment) lets the daemon refuse a session
+    asking itself."""
+    env = os.environ if asker is None else asker
+    data: dict[str, Any] = {"timeout_s": timeout_s}
+    if env.get("CCC_INTERNAL_ID"):
+        data["internal_id"] = env["CCC_INTERNAL_ID"]
+    if env.get("CLAUDE_CODE_SESSION_ID"):
+        data["session_id"] = env["CLAUDE_CODE_SESSION_ID"]
+    return {"type": "ask", "session_id": session, "text": text, "data": data}
 
 
 def prompt_message(session: str, text: str) -> dict[str, Any]:

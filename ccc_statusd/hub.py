@@ -118,6 +118,10 @@ class Hub:
             return await self._on_query(conn, msg)
         if kind in ("prompt", "command", "eval"):
             return await self.route(msg, sender=conn)
+        if kind == "ask":
+            from .conversations import ask
+
+            return await ask(self, msg, conn)
         if kind == "hook":
             await self.on_hook(msg)
             return protocol.response(request_id=rid)

@@ -123,6 +123,18 @@ class Eval(_Message):
     data: dict[str, Any] | None = None
 
 
+class Ask(_Message):
+    """A prompt whose sender waits for the reply: the assistant's text at the end of the turn
+    the prompt started. ``data`` may carry ``timeout_s`` and the asker's own ``internal_id`` /
+    ``session_id`` (a session may not ask itself)."""
+
+    type: Literal["ask"]
+    session_id: SafeId
+    text: str
+    internal_id: SafeId | None = None
+    data: dict[str, Any] | None = None
+
+
 class Query(_Message):
     type: Literal["query"]
     query: Annotated[str, Field(min_length=1, max_length=64)]
@@ -164,6 +176,7 @@ Message = Annotated[
     | Prompt
     | Command
     | Eval
+    | Ask
     | Query
     | Hook
     | Statusline
@@ -178,6 +191,7 @@ MESSAGE_TYPES = (
     "prompt",
     "command",
     "eval",
+    "ask",
     "query",
     "hook",
     "statusline",
@@ -191,6 +205,7 @@ _EXAMPLES = {
     "prompt": '{"type":"prompt","session_id":"…","text":"…"}',
     "command": '{"type":"command","session_id":"…","name":"clear"}',
     "eval": '{"type":"eval","session_id":"…","code":"…"}',
+    "ask": '{"type":"ask","session_id":"…","text":"…"}',
     "query": '{"type":"query","query":"ping"}',
     "hook": '{"type":"hook","data":{…the hook JSON…}}',
     "statusline": '{"type":"statusline","data":{…the statusLine JSON…}}',

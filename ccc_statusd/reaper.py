@@ -25,7 +25,7 @@ def stale_connections(server: Server, now: float, stale_after_s: float, idle_tim
         if conn.internal_id is not None:
             if silent > stale_after_s:
                 out.append((conn.id, f"no heartbeat for {silent:.0f} s (limit {stale_after_s:g} s); reconnect and register again"))
-        elif not conn.subscriber and not conn.pending and silent > idle_timeout_s:
+        elif not conn.subscriber and not conn.in_request and silent > idle_timeout_s:
             out.append((conn.id, f"connection idle for {silent:.0f} s (limit {idle_timeout_s:g} s); reconnect when you need the daemon"))
     return out
 

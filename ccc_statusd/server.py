@@ -57,6 +57,7 @@ class Conn:
         "last_seen",
         "subscriber",
         "closing_error",
+        "in_request",
     )
 
     def __init__(self, stream: trio.SocketStream, queue_len: int) -> None:
@@ -69,6 +70,7 @@ class Conn:
         self.last_seen = trio.current_time()
         self.subscriber = False
         self.closing_error: str | None = None
+        self.in_request = False  # handling a message (an ask can wait minutes): not idle
 
     def send_nowait(self, line: bytes) -> bool:
         """Queue a line; False if this peer's queue is full (it is not reading)."""
@@ -176,6 +178,9 @@ class Server:
             del self.conns[conn.id]
             conn.send_ch.close()
             conn.fail_pending()
+            # A subscriber is otherwise only dropped by the next event that matches its filter,
+            # which may never come: every closed subscriber would stay in memory.
+            self.hub.events.unsubscribe(conn)
             self.hub.on_disconnect(conn)
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
@@ -198,7 +203,12 @@ class Server:
                 await conn.send(protocol.encode_dict(protocol.response(error=str(exc))))
                 return
             for line in lines:
-                reply = await self._handle_line(conn, line)
+                conn.in_request = True
+                try:
+                    reply = await self._handle_line(conn, line)
+                finally:
+                    conn.in_request = False
+                    conn.last_seen = trio.current_time()
                 if reply is not None:
                     await conn.send(reply)
 
