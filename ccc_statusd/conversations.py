@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import protocol
-from .routing import RoutingError, resolve_id
+from .routing import RoutingError
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -35,7 +35,7 @@ async def ask(hub: Hub, msg: protocol.Ask, sender: Conn | None) -> dict[str, Any
     timeout = data.get("timeout_s", DEFAULT_ASK_TIMEOUT_S)
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 7 * 86400:
         raise protocol.RemoteProtocolError('"timeout_s" must be a number of seconds between 0 and 604800')
-    sid = resolve_id(msg.session_id, hub.known_ids())
+    sid = hub.resolve(msg.session_id)
     info = hub.registry.by_session_id(sid)
     asker_iid = msg.internal_id or data.get("internal_id")
     asker_sid = data.get("session_id")

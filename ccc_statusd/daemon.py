@@ -143,6 +143,11 @@ async def run_daemon(
         stack.callback(_unlink, paths.socket)
         server = Server(config, hub)
         hub.server = server
+        if os.environ.get("CCC_BENCH_INSTRUMENT"):
+            from .instrument import LoopStats
+
+            hub.loop_stats = LoopStats()
+            trio.lowlevel.add_instrument(hub.loop_stats)
         log.info(
             "ccc-statusd %s listening on %s (pid %d)", __version__, paths.socket, os.getpid()
         )

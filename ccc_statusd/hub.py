@@ -46,6 +46,8 @@ from .storeworker import StoreWorker
 log = logging.getLogger(__name__)
 
 _request_ids = itertools.count(1)
+# Session metadata is flushed at most this often (coalescing heartbeats into one transaction).
+FLUSH_INTERVAL_S = 0.25
 # How many delivered texts per session are remembered to confirm them against
 # UserPromptSubmit (a prompt that never shows up there was swallowed somewhere).
 DELIVERED_MEMORY = 32
@@ -79,8 +81,10 @@ class Hub:
         self._dirty: set[str] = set()
         self._dirty_event = trio.Event()
         self._flush_lock = trio.Lock()
+        self._cache_fingerprints: dict[str, str] = {}  # skip rewriting unchanged cache files
         self.turn_waiters: dict[str, list[Any]] = {}  # used by `ask` (conversations.py)
         self.counters = {"routed": 0, "queued": 0, "errors": 0, "hooks": 0}
+        self.loop_stats: Any = None  # instrument.LoopStats, only under `make bench`
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -239,6 +243,12 @@ class Hub:
     def known_ids(self) -> set[str]:
         return self.registry.known_ids() | self.remembered_ids
 
+    def resolve(self, target: str) -> str:
+        """A full id (the common case: no set is built) or a unique prefix → full session id."""
+        if target in self.registry.session_to_internal or target in self.remembered_ids:
+            return target
+        return resolve_id(target, self.known_ids())
+
     async def route(self, msg: Any, *, sender: Conn | None, allow_queue: bool = True) -> dict[str, Any]:
         """Route a prompt/command/eval; the reply says delivered, queued, or what went wrong."""
         kind = msg.type
@@ -248,7 +258,7 @@ class Hub:
                 "eval is disabled on this daemon; restart it with: ccc-statusd --allow-eval "
                 "(it lets any local client run code inside your Claude Code sessions)"
             )
-        sid = resolve_id(msg.session_id, self.known_ids())
+        sid = self.resolve(msg.session_id)
         info = self.registry.by_session_id(sid)
         conn = self.server.clients.get(info.key) if (info and self.server) else None
         decision = decide(kind, info, sid, client_connected=conn is not None)
@@ -258,6 +268,9 @@ class Hub:
                 raise NotIdle(decision.reason)
             return await self._queue(sid, kind, text, decision.reason, rid, sender)
         assert info is not None
+        # Remember the text before typing it: Claude Code's UserPromptSubmit hook can reach us
+        # (on another connection) before the session client's acknowledgement does.
+        entry = self._remember_delivery(info, text) if kind != "eval" else None
         try:
             if isinstance(decision, Deliver):
                 assert conn is not None
@@ -266,12 +279,12 @@ class Hub:
                 result = await self._deliver_tmux(decision.pane, sid, kind, text)
             else:  # pragma: no cover - exhaustive
                 raise AssertionError(decision)
-        except NotIdle as exc:
-            if not allow_queue:
-                raise
-            return await self._queue(sid, kind, text, str(exc), rid, sender)
+        except BaseException as exc:
+            self._forget_delivery(info, entry)
+            if isinstance(exc, NotIdle) and allow_queue:
+                return await self._queue(sid, kind, text, str(exc), rid, sender)
+            raise
         if kind != "eval":
-            self._remember_delivery(info, text)
             self.events.publish("delivered", info, kind=kind, text=_preview(text))
         self.counters["routed"] += 1
         return protocol.response(
@@ -285,6 +298,10 @@ class Hub:
         """Write one routed message to a session client and wait for its ``response``."""
         request_id = f"d{next(_request_ids)}"
         out: dict[str, Any] = {"type": msg.type, "request_id": request_id, "session_id": sid}
+        info = self.registry.by_session_id(sid)
+        if info is not None:
+            # What the hooks say: a client may skip its own quiet-terminal check when "idle".
+            out["data"] = {"state": info.state}
         if msg.type == "prompt":
             out["text"] = msg.text
         elif msg.type == "command":
@@ -352,10 +369,17 @@ class Hub:
             data={"id": row["id"], "reason": reason},
         )
 
-    def _remember_delivery(self, info: SessionInfo, text: str) -> None:
+    def _remember_delivery(self, info: SessionInfo, text: str) -> dict[str, Any]:
         delivered = info.data.setdefault("delivered", [])
-        delivered.append({"text": text, "at": self.wall(), "submitted": False})
+        entry = {"text": text, "at": self.wall(), "submitted": False}
+        delivered.append(entry)
         del delivered[:-DELIVERED_MEMORY]
+        return entry
+
+    def _forget_delivery(self, info: SessionInfo, entry: dict[str, Any] | None) -> None:
+        delivered = info.data.get("delivered", [])
+        if entry is not None and entry in delivered and not entry["submitted"]:
+            delivered.remove(entry)
 
     # --- hooks and statusline ---------------------------------------------------------------
 
@@ -513,12 +537,19 @@ class Hub:
         record["updated_at"] = self.wall()
         return record
 
-    async def run_metadata_flusher(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Persist changed sessions: DB rows in one transaction, then their cache files."""
+    async def run_metadata_flusher(
+        self, *, interval_s: float = FLUSH_INTERVAL_S, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Persist changed sessions: DB rows in one transaction, then their cache files.
+
+        At most one flush per ``interval_s``: a heartbeat storm becomes one transaction per
+        interval instead of one per heartbeat.
+        """
         task_status.started()
         while True:
             await self._dirty_event.wait()
             await self.flush_metadata()
+            await trio.sleep(interval_s)
 
     async def flush_metadata(self) -> None:
         # Serialised: a caller (shutdown, a test) returns only after any flush in progress is done.
@@ -539,8 +570,15 @@ class Hub:
         await self.store.run("upsert_sessions", rows, int(self.wall()))
         for info in infos:
             self.remembered_ids.update(info.all_ids)
-        records = [(info.session_id, self.cache_record(info)) for info in infos]
-        await self.store.offload(self._write_caches, records)
+        records = []
+        for info in infos:
+            record = self.cache_record(info)
+            fingerprint = repr(sorted((k, repr(v)) for k, v in record.items() if k != "updated_at"))
+            if self._cache_fingerprints.get(info.session_id) != fingerprint:
+                self._cache_fingerprints[info.session_id] = fingerprint  # type: ignore[index]
+                records.append((info.session_id, record))
+        if records:
+            await self.store.offload(self._write_caches, records)
 
     def _write_caches(self, records: list[tuple[str | None, dict[str, Any]]]) -> None:
         for sid, record in records:
@@ -559,7 +597,7 @@ class Hub:
     def status(self) -> dict[str, Any]:
         server = self.server
         conns = server.conns.values() if server else []
-        return {
+        out = {
             "pid": os.getpid(),
             "version": __version__,
             "uptime_s": round(trio.current_time() - self.started_at, 3),
@@ -580,6 +618,9 @@ class Hub:
                 "db": str(self.config.paths.db),
             },
         }
+        if self.loop_stats is not None:
+            out["loop"] = self.loop_stats.snapshot()
+        return out
 
 
 def _count_for(store: Any, sid: str) -> int:

@@ -17,7 +17,6 @@ from . import protocol
 from .cache import read_session_cache
 from .paths import Paths
 from .protocol import RemoteProtocolError
-from .routing import resolve_id
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -54,7 +53,7 @@ async def answer(hub: Hub, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
             raise RemoteProtocolError(
                 'query "session_path" needs a "session_id" (a full id or a unique prefix)'
             )
-        sid = resolve_id(msg.session_id, hub.known_ids())
+        sid = hub.resolve(msg.session_id)
         path = await session_path(hub, sid)
         return protocol.response(request_id=rid, session_id=sid, data=path)
     if name == "reload_schedule":
@@ -66,7 +65,7 @@ async def answer(hub: Hub, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
     if name == "subscribe":
         flt = msg.session_id
         if flt:
-            flt = resolve_id(flt, hub.known_ids())
+            flt = hub.resolve(flt)
         hub.events.subscribe(conn, flt)
         return protocol.response(request_id=rid, data={"subscribed": True, "session_id": flt})
     raise RemoteProtocolError(f"unknown query {name[:40]!r}; use one of: " + ", ".join(QUERIES))

@@ -216,23 +216,22 @@ class Store:
                 clean = {k: v for k, v in row.items() if k in META_COLUMNS and v is not None}
                 if isinstance(clean.get("data"), dict):
                     clean["data"] = json.dumps(clean["data"])
-                sid = clean["session_id"]
-                clean["last_seen"] = clean.get("last_seen", now)
-                existing = self.db.execute(
-                    "SELECT 1 FROM session_metadata WHERE session_id = ?", [sid]
-                ).fetchone()
-                if existing:
-                    sets = {k: v for k, v in clean.items() if k not in ("session_id", "first_seen")}
-                    if sets:
-                        assignments = ", ".join(f"[{k}] = ?" for k in sets)
-                        self.db.execute(
-                            f"UPDATE session_metadata SET {assignments} WHERE session_id = ?",
-                            [*sets.values(), sid],
-                        )
-                else:
-                    clean.setdefault("claude_config_dir", "")
-                    clean.setdefault("first_seen", now)
-                    self.db["session_metadata"].insert(clean)  # type: ignore[union-attr]
+                clean.setdefault("last_seen", now)
+                clean.setdefault("first_seen", now)
+                clean.setdefault("claude_config_dir", "")
+                cols = list(clean)
+                # One statement per row; first_seen is kept from the first insert.
+                updates = ", ".join(
+                    f"[{c}] = excluded.[{c}]" for c in cols if c not in ("session_id", "first_seen", "claude_config_dir")
+                )
+                # An unknown config dir ("", NOT NULL in the seed schema) never erases a known one.
+                updates += ", claude_config_dir = CASE WHEN excluded.claude_config_dir = '' THEN claude_config_dir ELSE excluded.claude_config_dir END"
+                self.db.execute(
+                    f"INSERT INTO session_metadata ({', '.join(f'[{c}]' for c in cols)}) "
+                    f"VALUES ({', '.join('?' for _ in cols)}) "
+                    f"ON CONFLICT(session_id) DO UPDATE SET {updates}",
+                    [clean[c] for c in cols],
+                )
                 count += 1
         return count
 

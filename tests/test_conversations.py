@@ -175,7 +175,10 @@ async def test_ccc_watch_prints_the_turn(daemon: Hub, connect, paths) -> None:
         proc.kill()
         await proc.wait()
         await proc.stdout.aclose()  # type: ignore[union-attr]
-    kinds = [e["event"] for e in events if e["event"] != "hook"]
-    assert kinds[:2] == ["associated", "state"]
-    assert "delivered" in kinds and "submitted" in kinds
-    assert [e["state"] for e in events if e["event"] == "state"] == ["idle", "busy", "idle"]
+    story = [e["event"] + ":" + str(e.get("state") or "") for e in events if e["event"] != "hook"]
+    # The hook (another connection) may overtake the session client's acknowledgement, so
+    # "delivered" and "submitted" may come either side of "busy"; the states come in order.
+    states = [e for e in story if e.startswith("state:")]
+    assert story[:2] == ["associated:", "state:idle"], story
+    assert states == ["state:idle", "state:busy", "state:idle"], story
+    assert "delivered:" in story and "submitted:" in story, story

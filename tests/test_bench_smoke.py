@@ -1,0 +1,70 @@
+"""The benchmark works: its smallest pieces against the real daemon and the baseline relay.
+
+CI also runs ``make bench QUICK=1`` (the whole table, never failing on a ratio); this test only
+proves the machinery (processes, fake sessions, senders, /proc sampling, the table) in seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+import trio
+
+from ccc_statusd.bench import load
+from ccc_statusd.bench.__main__ import SESSIONS, Row, baseline_target, daemon_target, print_table
+
+
+async def test_one_routing_row_against_daemon_and_relay() -> None:
+    root = Path(tempfile.mkdtemp(prefix="cccb-", dir="/tmp"))
+    daemon = daemon_target(root / "d", 1.0)
+    relay = baseline_target(root, "relay")
+    try:
+        for target in (daemon, relay):
+            assert 0 < await target.start() < 10
+        async with trio.open_nursery() as nursery:
+            for target in (daemon, relay):
+                await load.start_sessions(nursery, target.socket, SESSIONS[:2])
+            for target in (daemon, relay):
+                stats = await load.run_senders(
+                    target.socket, SESSIONS[:2], senders=2, duration_s=0.3, max_requests=300
+                )
+                summary = stats.summary()
+                assert summary["errors"] == 0 and summary["timeouts"] == 0, summary
+                assert summary["count"] > 0 and summary["p50_ms"] <= summary["p99_ms"]
+            # A session that never answers: the sender gets the daemon's timeout error.
+            mute, got = await load.run_never_answer(
+                daemon.socket, sessions=1, senders_per_session=2, timeout_s=1.0
+            )
+            assert got == 2 and mute.errors == 0
+            nursery.cancel_scope.cancel()
+        sample = daemon.sample()
+        assert sample.rss_kib > 1024 and sample.fds > 3 and sample.cpu_s > 0
+    finally:
+        for target in (daemon, relay):
+            await target.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_table_has_the_six_columns() -> None:
+    out = io.StringIO()
+    print_table([Row("figure x", "1 ms", "2 ms", 0.5, "≤ 1.5×", "pass")], out)
+    header, rule, row = out.getvalue().splitlines()
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "figure",
+        "ours",
+        "baseline",
+        "ratio",
+        "target",
+        "pass/fail",
+    ]
+    assert "0.50×" in row and "pass" in row
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(i) for i in range(1, 101)]
+    assert load.percentile(values, 50) == 50.0
+    assert load.percentile(values, 99) == 99.0
+    assert load.percentile(values, 100) == 100.0
