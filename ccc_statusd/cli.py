@@ -859,7 +859,7 @@ def run(
 
 SettingsOpt = Annotated[Path | None, typer.Option("--settings", metavar="PATH", help="The settings.json to edit (default: $CLAUDE_CONFIG_DIR/settings.json or ~/.claude/settings.json).")]
 ProfileOpt = Annotated[Path | None, typer.Option("--profile", metavar="DIR", help="A Claude config dir whose settings.json to edit.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show the change as a diff; write nothing.")]
+DryRunOpt = Annotated[bool, typer.Option("--print", "--dry-run", help="Show the change as a diff; write nothing.")]
 
 
 @app.command()

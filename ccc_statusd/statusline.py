@@ -63,7 +63,7 @@ MAX_STDIN_BYTES = 1024 * 1024
 # The whole daemon round trip (connect + send + receive) must fit in this. The reply is one
 # small line; a healthy daemon answers in well under 10 ms, so 150 ms only ever expires when
 # the daemon is hung, and Claude Code then still gets its line about 0.2 s after calling us.
-REPLY_DEADLINE_S = 0.15
+REPLY_DEADLINE_S = 0.1  # plus ~60-100 ms of start-up: under the 250 ms a hung daemon may cost
 
 # The daemon's reply is a few hundred bytes; refuse to buffer more than this.
 MAX_REPLY_BYTES = 64 * 1024
