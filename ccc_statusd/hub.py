@@ -160,6 +160,7 @@ class Hub:
         if isinstance(caps, list):
             info.capabilities = [c for c in caps if isinstance(c, str)]
         info.connected = True
+        info.data.pop("client_left", None)
         info.last_heartbeat = trio.current_time()
         info.first_seen = info.first_seen or self.wall()
         if msg.session_id:
@@ -232,6 +233,7 @@ class Hub:
         if info is None:
             return
         info.connected = False
+        info.data["client_left"] = True
         self.events.publish("disconnected", info)
         if info.session_id is None:
             self.registry.forget(info.key)
@@ -579,6 +581,11 @@ class Hub:
                 records.append((info.session_id, record))
         if records:
             await self.store.offload(self._write_caches, records)
+        for info in infos:
+            if _retired(info):
+                # Persisted above; keeping every session ever seen in memory would grow forever.
+                self.registry.forget(info.key)
+                self._cache_fingerprints.pop(info.session_id or "", None)
 
     def _write_caches(self, records: list[tuple[str | None, dict[str, Any]]]) -> None:
         for sid, record in records:
@@ -621,6 +628,13 @@ class Hub:
         if self.loop_stats is not None:
             out["loop"] = self.loop_stats.snapshot()
         return out
+
+
+def _retired(info: SessionInfo) -> bool:
+    """A session nothing can reach any more: its client left, or it ended and has no client."""
+    if info.connected:
+        return False
+    return bool(info.data.get("client_left")) or info.state == ENDED
 
 
 def _count_for(store: Any, sid: str) -> int:
