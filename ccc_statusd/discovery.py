@@ -18,7 +18,7 @@ import trio
 
 from .cache import write_session_cache
 from .watchers.git import run_git_watcher
-from .watchers.tmux import run_tmux_watcher
+from .watchers.tmux import TmuxPane, run_tmux_watcher
 from .watchers.transcript_parse import TranscriptAggregate
 from .watchers.transcripts import TranscriptIndex, run_transcript_watcher
 
@@ -113,9 +113,10 @@ def on_branch(hub: Hub, session_id: str, branch: str | None) -> None:
         hub.touch(info)
 
 
-def session_panes(hub: Hub) -> dict[str, str]:
+def session_panes(hub: Hub) -> dict[str, TmuxPane]:
+    """Pane ids are unique per tmux server only: each carries its server's socket when known."""
     return {
-        info.session_id: info.tmux_pane
+        info.session_id: TmuxPane(info.tmux_pane, info.data.get("tmux_socket"))
         for info in hub.registry.sessions.values()
         if info.session_id and info.tmux_pane
     }

@@ -54,7 +54,12 @@ DELIVERED_MEMORY = 32
 
 
 class NotIdle(Exception):
-    """The session client declined: its user has a draft or the terminal is not quiet."""
+    """Not now: the hooks say busy/waiting (``by_client`` False), or the session client declined
+    (``by_client`` True: the user has a draft, is typing, or the terminal is not quiet)."""
+
+    def __init__(self, reason: str, *, by_client: bool = False) -> None:
+        super().__init__(reason)
+        self.by_client = by_client
 
 
 class Hub:
@@ -205,6 +210,9 @@ class Hub:
             value = _str(data.get(attr))
             if value:
                 setattr(info, attr, value)
+        if data.get("input_idle") is True:
+            # The client had declined a message (draft, typing) and is free again: retry now.
+            self.wake_scheduler(info.all_ids)
         self.touch(info)
         return protocol.response(request_id=msg.request_id)
 
@@ -278,7 +286,7 @@ class Hub:
                 assert conn is not None
                 result = await self.deliver_to_client(conn, sid, msg)
             elif isinstance(decision, DeliverTmux):
-                result = await self._deliver_tmux(decision.pane, sid, kind, text)
+                result = await self._deliver_tmux(decision.pane, info.data.get("tmux_socket"), sid, msg)
             else:  # pragma: no cover - exhaustive
                 raise AssertionError(decision)
         except BaseException as exc:
@@ -336,15 +344,19 @@ class Hub:
             )
         if result.get("error"):
             if result.get("status") == "not_idle":
-                raise NotIdle(str(result["error"]))
+                raise NotIdle(str(result["error"]), by_client=True)
             raise RoutingError(f"session {sid} answered with an error: {result['error']}")
         return result
 
-    async def _deliver_tmux(self, pane: str, sid: str, kind: str, text: str) -> dict[str, Any]:
-        from .tmux_delivery import TmuxDeliveryError, deliver_to_pane
+    async def _deliver_tmux(self, pane: str, socket: str | None, sid: str, msg: Any) -> dict[str, Any]:
+        from .tmux_delivery import TmuxDeliveryError, deliver_command_to_pane, deliver_to_pane
 
+        delay = self.config.tmux_enter_delay_s
         try:
-            await deliver_to_pane(pane, text, enter_delay_s=self.config.tmux_enter_delay_s)
+            if msg.type == "command":
+                await deliver_command_to_pane(pane, msg.name.lstrip("/"), msg.text, enter_delay_s=delay, socket_name=socket)
+            else:
+                await deliver_to_pane(pane, msg.text, enter_delay_s=delay, socket_name=socket)
         except TmuxDeliveryError as exc:
             raise RoutingError(
                 f"could not type into session {sid}'s tmux pane {pane}: {exc}; "
@@ -422,6 +434,10 @@ class Hub:
         )
         if info.claude_config_dir:
             self.config_dirs.add(info.claude_config_dir)
+        if env.get("TMUX") and env.get("TMUX_PANE"):
+            from .tmux_delivery import socket_from_tmux_env
+
+            info.data["tmux_socket"] = socket_from_tmux_env(env["TMUX"])
         if event == "SessionStart" and isinstance(payload.get("model"), str):
             info.model = payload["model"]
         if event == "UserPromptSubmit":

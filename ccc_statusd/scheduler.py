@@ -109,7 +109,7 @@ class Scheduler:
             reply = await hub.route(msg, sender=None, allow_queue=False)
         except NotIdle as exc:
             log.debug("scheduled %s waits: %s", row["id"], exc)
-            return BUSY_RECHECK_S if "busy" in str(exc) or "waiting" in str(exc) else NOT_IDLE_RETRY_S
+            return NOT_IDLE_RETRY_S if exc.by_client else BUSY_RECHECK_S
         except (RoutingError, protocol.RemoteProtocolError) as exc:
             error = str(exc)
             await hub.store.run("record_attempt", row["id"], error, int(hub.wall()))

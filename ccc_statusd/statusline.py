@@ -53,7 +53,7 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-from ccc_statusd.hookcmd import _parent_of
+from ccc_statusd.hookcmd import parent_of
 from ccc_statusd.paths import resolve_cache_dir
 
 # Claude Code's payload is ~2 KiB; anything near this is not a statusLine payload. Same bound
@@ -433,7 +433,7 @@ def build_message(payload: dict[str, Any], env: Mapping[str, str]) -> dict[str, 
     # same identity fields `ccc hook` sends, so the daemon keys both to one session.
     ppid = os.getppid()
     fwd["PPID"] = str(ppid)
-    grandparent = _parent_of(ppid)
+    grandparent = parent_of(ppid)
     if grandparent:
         fwd["PPID_PARENT"] = str(grandparent)
     msg["env"] = fwd

@@ -1,0 +1,595 @@
+"""`ccc run`: run a command (Claude Code) under a pseudo-terminal, pass the user's terminal
+through byte for byte, and type routed prompts and slash commands into it when that cannot
+clobber the human. Owns the child process, the pty master, and the user's terminal modes.
+
+Theory of operation: the child is forked onto a new pty *before* Trio starts (so no threads
+exist at fork time), with ``CCC_INTERNAL_ID`` and ``CCC_CACHE_DIR`` in its environment. Then one
+Trio nursery runs, as siblings: the input pump (user's terminal → pty, feeding every byte to an
+:class:`~.keys.InputTracker`), the output pump (pty → user's terminal, noting when output was
+last seen), a signal watcher (SIGWINCH copies the window size; SIGTERM/SIGHUP/SIGINT are
+forwarded to the child), and the daemon link (:mod:`.link`) whose handler is
+:meth:`PtyHost.handle`. The main task waits for the child to exit, lets the output drain, and
+cancels the rest. The user's terminal goes into raw mode only after the signal handlers are in
+place and is restored in a ``finally`` on every way out (exit, signal, crash).
+
+Delivery (measured on the real Claude Code, see FACTS §5): a prompt is one bracketed paste,
+then Enter as a *separate* write ``enter_delay_s`` later (an Enter in the same burst is read as
+part of the paste). A delivery holds the pty write lock, so the user's own keystrokes never
+interleave with it; they wait the few milliseconds and follow it.
+
+Never clobber the human: a routed message is declined (``status: "not_idle"``, and
+``data.reason`` one of ``draft``, ``typing``, ``just_delivered``, ``not_quiet``) when the user
+has a draft, typed in the last ``typing_grace_s``, another message was typed in the last
+``delivery_guard_s``, or — unless the daemon's routed message says ``data.state == "idle"`` —
+the terminal was active in the last ``quiet_s``. The daemon then queues it; once our own rules
+pass again we send a heartbeat at once (``data.input_idle: true``) so the daemon can retry.
+
+Session id: ``run-<internal_id>.session`` in the cache dir is created empty before the child
+starts; ``ccc hook`` writes the id there on every SessionStart, and every register/heartbeat
+carries it, so a restarted daemon learns the mapping back (even after /clear). Removed on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import logging
+import os
+import pty
+import shutil
+import signal
+import struct
+import sys
+import termios
+import tty
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import trio
+
+from ..hookcmd import read_session_file, session_file
+from ..paths import Paths
+from ..protocol import is_safe_id
+from .keys import ENTER, DeliveryRefused, InputTracker, command_bytes, paste_bytes
+from .link import HEARTBEAT_INTERVAL_S, SessionLink
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COMMAND = "claude"
+ENTER_DELAY_S = 0.05  # ≥ 30 ms measured as needed for Enter to count as a key, not paste
+TYPING_GRACE_S = 2.0  # a user who typed this recently may be about to type more
+QUIET_S = 1.0  # with no hook seen yet, the terminal must have been this quiet to type into it
+# After we type a message, the next waits this long: the daemon learns the session is busy
+# from the UserPromptSubmit hook (fired at once on submit), not from us.
+DELIVERY_GUARD_S = 1.0
+READY_POLL_S = 0.1  # after a decline, how often to check whether the session became free
+DRAIN_AFTER_EXIT_S = 0.5  # output still in the pty when the child exits is shown, for this long
+READ_CHUNK_BYTES = 65536
+DEFAULT_WINSIZE = (24, 80)  # rows, cols when no terminal tells us
+
+EVAL_ERROR = (
+    "this session client (a pseudo-terminal wrapper) cannot evaluate code; "
+    "start claude with `ccc run --inject` for eval"
+)
+_FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+
+
+# --- terminal helpers ---------------------------------------------------------------------
+
+
+def _get_winsize(fd: int) -> tuple[int, int] | None:
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        return None
+    return (rows, cols) if rows and cols else None
+
+
+def _set_winsize(fd: int, size: tuple[int, int]) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+
+
+def _initial_winsize(stdin_fd: int, stdout_fd: int) -> tuple[int, int]:
+    for fd in (stdin_fd, stdout_fd):
+        size = _get_winsize(fd)
+        if size:
+            return size
+    try:
+        return (int(os.environ["LINES"]), int(os.environ["COLUMNS"]))
+    except (KeyError, ValueError):
+        return DEFAULT_WINSIZE
+
+
+def _exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128 + the signal number."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _write_all_blocking(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+# --- the host -----------------------------------------------------------------------------
+
+
+class PtyHost:
+    """The running child on its pty: pumps, state for the idle checks, and delivery.
+
+    Times are Trio's clock (``trio.current_time()``).
+    """
+
+    def __init__(
+        self,
+        master_fd: int,
+        child_pid: int,
+        *,
+        stdin_fd: int = 0,
+        stdout_fd: int = 1,
+        enter_delay_s: float = ENTER_DELAY_S,
+        typing_grace_s: float = TYPING_GRACE_S,
+        quiet_s: float = QUIET_S,
+        delivery_guard_s: float = DELIVERY_GUARD_S,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        self.master_fd = master_fd
+        self.child_pid = child_pid
+        self.stdin_fd = stdin_fd
+        self.stdout_fd = stdout_fd
+        self.enter_delay_s = enter_delay_s
+        self.typing_grace_s = typing_grace_s
+        self.quiet_s = quiet_s
+        self.delivery_guard_s = delivery_guard_s
+        # Called when a session that declined a message becomes free again (the link sends a
+        # heartbeat at once, so the daemon can retry its outbox without waiting for a hook).
+        self.on_ready = on_ready
+        self._declined = trio.Event()
+        self._declined_state: str | None = None
+        self.tracker = InputTracker()
+        self.last_output: float | None = None
+        self.last_delivery: float | None = None
+        self.started_at = 0.0
+        self.exited = False
+        self.delivered = 0
+        # One writer at a time into the pty: a delivery's paste, delay and Enter are atomic
+        # with respect to the user's keystrokes.
+        self.write_lock = trio.Lock()
+        self._stdout_broken = False
+        self._stdout_limiter = trio.CapacityLimiter(1)
+
+    # --- delivery -------------------------------------------------------------------------
+
+    async def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """The link's handler: type a prompt or command if the session is free, else say why not."""
+        kind = msg.get("type")
+        if kind == "eval":
+            return {"error": EVAL_ERROR}
+        try:
+            if kind == "prompt":
+                payload = paste_bytes(str(msg.get("text") or ""))
+            elif kind == "command":
+                payload = command_bytes(str(msg.get("name") or ""), msg.get("text") or None)
+            else:
+                return {"error": f"this session client cannot handle {str(kind)[:40]!r} messages"}
+        except DeliveryRefused as exc:
+            return {"error": str(exc)}
+        data = msg.get("data")
+        state = data.get("state") if isinstance(data, dict) else None
+        async with self.write_lock:
+            if self.exited:
+                return {
+                    "error": "the program in this session has exited; nothing was typed "
+                    "(start it again with `ccc run`)"
+                }
+            found = self.not_idle(trio.current_time(), state)
+            if found:
+                code, reason = found
+                log.info("declined %s %s: %s", kind, msg.get("request_id"), reason)
+                self._declined_state = state
+                self._declined.set()
+                return {"error": reason, "status": "not_idle", "data": {"reason": code}}
+            await self._write_master(payload)
+            # Enter must be its own write, later: in the same burst it is taken as pasted text.
+            await trio.sleep(self.enter_delay_s)
+            await self._write_master(ENTER)
+            self.last_delivery = trio.current_time()
+            self.delivered += 1
+        log.info("delivered %s %s (%d bytes)", kind, msg.get("request_id"), len(payload))
+        return {"data": {"delivered_via": "pty"}}
+
+    def not_idle_reason(self, now: float, state: str | None = None) -> str | None:
+        """Why typing into the session now could clobber the human (None: it is safe).
+
+        ``state`` is the daemon's view from the hooks, if it sent one; only ``"idle"`` lets
+        us skip the quiet-terminal check.
+        """
+        found = self.not_idle(now, state)
+        return found[1] if found else None
+
+    def not_idle(self, now: float, state: str | None = None) -> tuple[str, str] | None:
+        """``(code, sentence)`` for :meth:`not_idle_reason`; codes: ``draft``, ``typing``,
+        ``just_delivered``, ``not_quiet``."""
+        if self.tracker.has_draft:
+            return "draft", (
+                "the user has an unsent draft in this session's input box, so nothing was typed; "
+                "the message waits until the draft is sent or cleared"
+            )
+        if self.tracker.typed_within(self.typing_grace_s, now):
+            return "typing", (
+                f"the user typed in this session less than {self.typing_grace_s:g} s ago, so "
+                "nothing was typed; the message waits until the session is idle"
+            )
+        if self.last_delivery is not None and now - self.last_delivery < self.delivery_guard_s:
+            return "just_delivered", (
+                f"another message was typed into this session less than {self.delivery_guard_s:g} s "
+                "ago; the message waits until the session is idle"
+            )
+        if state != "idle":
+            last_activity = max(
+                t
+                for t in (self.started_at, self.last_output, self.tracker.last_input)
+                if t is not None
+            )
+            if now - last_activity < self.quiet_s:
+                return "not_quiet", (
+                    "no hook has said this session is idle and its terminal was active less than "
+                    f"{self.quiet_s:g} s ago, so nothing was typed; the message waits until the "
+                    "session is idle"
+                )
+        return None
+
+    def input_idle(self, now: float) -> bool:
+        """No draft, no recent typing, no recent delivery (the hooks' state aside)."""
+        return self.not_idle_reason(now, "idle") is None
+
+    async def watch_declines(self) -> NoReturn:
+        """After each decline, wait until the session is free by our own rules, then call
+        ``on_ready`` once."""
+        while True:
+            await self._declined.wait()
+            self._declined = trio.Event()
+            # Polling, because "the terminal has been quiet for a while" is the passing of
+            # time, not an event.
+            while self.not_idle_reason(trio.current_time(), self._declined_state) is not None:  # noqa: ASYNC110
+                await trio.sleep(READY_POLL_S)
+            if self.on_ready is not None and not self.exited:
+                self.on_ready()
+
+    # --- pumps ----------------------------------------------------------------------------
+
+    async def _write_master(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self.master_fd, view)
+            except BlockingIOError:
+                # The child is not reading its input right now; wait for room.
+                await trio.lowlevel.wait_writable(self.master_fd)
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EIO, errno.EBADF):
+                    return  # the child is gone; its exit is handled elsewhere
+                raise
+            view = view[written:]
+
+    async def pump_input(self) -> None:
+        """User's terminal → pty, until the user's side reaches EOF (then input just stops)."""
+        use_thread = False
+        while True:
+            if not use_thread:
+                try:
+                    await trio.lowlevel.wait_readable(self.stdin_fd)
+                except OSError:
+                    # epoll refuses regular files and /dev/null: read those in a thread.
+                    use_thread = True
+            try:
+                if use_thread:
+                    data = await trio.to_thread.run_sync(
+                        os.read, self.stdin_fd, READ_CHUNK_BYTES, abandon_on_cancel=True
+                    )
+                else:
+                    data = os.read(self.stdin_fd, READ_CHUNK_BYTES)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                log.info("stopped reading the user's terminal: %s", exc)
+                return
+            if not data:
+                return
+            async with self.write_lock:
+                self.tracker.feed(data, trio.current_time())
+                await self._write_master(data)
+
+    async def pump_output(self, done: trio.Event) -> None:
+        """pty → user's terminal, until the pty reports the child side closed."""
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(self.master_fd)
+                try:
+                    data = os.read(self.master_fd, READ_CHUNK_BYTES)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    if exc.errno == errno.EIO:  # Linux: every slave fd is closed
+                        return
+                    raise
+                if not data:
+                    return
+                self.last_output = trio.current_time()
+                await self._write_stdout(data)
+        finally:
+            done.set()
+
+    async def _write_stdout(self, data: bytes) -> None:
+        if self._stdout_broken:
+            return  # the terminal went away; keep draining so the child never blocks
+        try:
+            # A thread, not the event loop: a stalled terminal must not freeze delivery and
+            # heartbeats. The limiter of 1 keeps the chunks in order.
+            await trio.to_thread.run_sync(
+                _write_all_blocking,
+                self.stdout_fd,
+                data,
+                abandon_on_cancel=True,
+                limiter=self._stdout_limiter,
+            )
+        except OSError as exc:
+            log.info("the user's terminal stopped taking output: %s", exc)
+            self._stdout_broken = True
+
+    async def watch_signals(self, signals: Any) -> None:
+        async for signum in signals:
+            if signum == signal.SIGWINCH:
+                size = _get_winsize(self.stdin_fd) or _get_winsize(self.stdout_fd)
+                if size:
+                    try:
+                        _set_winsize(self.master_fd, size)  # the kernel tells the child
+                    except OSError:
+                        pass
+                continue
+            log.info("forwarding signal %d to the child %d", signum, self.child_pid)
+            try:
+                os.kill(self.child_pid, signum)
+            except ProcessLookupError:
+                pass
+
+    async def wait_child(self) -> int:
+        """Wait for the child to exit; return its wait status."""
+        try:
+            pidfd = os.pidfd_open(self.child_pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        try:
+            while True:
+                pid, status = os.waitpid(self.child_pid, os.WNOHANG)  # noqa: ASYNC222 - never blocks
+                if pid:
+                    self.exited = True
+                    return status
+                if pidfd is not None:
+                    await trio.lowlevel.wait_readable(pidfd)
+                else:
+                    await trio.sleep(0.05)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+async def _run_host(
+    host: PtyHost,
+    *,
+    socket_path: Path,
+    internal_id: str,
+    metadata: Any,
+    heartbeat_interval_s: float,
+    raw_fd: int | None,
+) -> int:
+    host.started_at = trio.current_time()
+    with trio.open_signal_receiver(signal.SIGWINCH, *_FORWARDED_SIGNALS) as signals:
+        saved = None
+        if raw_fd is not None:
+            saved = termios.tcgetattr(raw_fd)
+        try:
+            if raw_fd is not None:
+                tty.setraw(raw_fd, termios.TCSANOW)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(host.watch_signals, signals)
+                nursery.start_soon(host.pump_input)
+                output_done = trio.Event()
+                nursery.start_soon(host.pump_output, output_done)
+                link = SessionLink(
+                    socket_path,
+                    internal_id,
+                    host.handle,
+                    metadata=metadata,
+                    heartbeat_interval_s=heartbeat_interval_s,
+                )
+                host.on_ready = link.heartbeat_now
+                nursery.start_soon(host.watch_declines)
+                nursery.start_soon(link.run)
+                status = await host.wait_child()
+                with trio.move_on_after(DRAIN_AFTER_EXIT_S):
+                    await output_done.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            if saved is not None:
+                try:
+                    termios.tcsetattr(raw_fd, termios.TCSADRAIN, saved)  # type: ignore[arg-type]
+                except termios.error:
+                    pass  # the terminal is gone (hangup): nothing left to restore
+    return _exit_code(status)
+
+
+def _create_session_file(paths: Paths, path: Path) -> None:
+    try:
+        paths.ensure_dir()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+    except OSError as exc:
+        log.warning("cannot create %s (the session id will come from the daemon): %s", path, exc)
+
+
+def _resolve_executable(command: str) -> str | None:
+    if "/" in command:
+        return command if os.access(command, os.X_OK) and not os.path.isdir(command) else None
+    return shutil.which(command)
+
+
+def _configure_logging(log_path: Path | None) -> None:
+    """Never log into the user's terminal: that would corrupt the program's screen."""
+    logger = logging.getLogger("ccc_statusd")
+    logger.propagate = False
+    if log_path is not None:
+        handler: logging.Handler = logging.FileHandler(log_path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.setLevel(logging.INFO)
+    else:
+        handler = logging.NullHandler()
+    logger.addHandler(handler)
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    paths: Paths,
+    enter_delay_s: float = ENTER_DELAY_S,
+    heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
+    typing_grace_s: float = TYPING_GRACE_S,
+    quiet_s: float = QUIET_S,
+    delivery_guard_s: float = DELIVERY_GUARD_S,
+    internal_id: str | None = None,
+    log_path: Path | None = None,
+    stdin_fd: int = 0,
+    stdout_fd: int = 1,
+) -> int:
+    """Run ``argv`` (default ``claude``) as a session client; return its exit status
+    (exit code, or 128 + signal number; 127 if the command is not found)."""
+    argv = list(argv) or [DEFAULT_COMMAND]
+    exe = _resolve_executable(argv[0])
+    if exe is None:
+        print(
+            f"ccc run: command not found: {argv[0]!r}; check that it is installed and on PATH",
+            file=sys.stderr,
+        )
+        return 127
+    internal_id = internal_id or str(uuid.uuid4())
+    if not is_safe_id(internal_id):
+        print(
+            f"ccc run: {internal_id!r} is not a plain id; use letters, digits, '-', '_', '.'",
+            file=sys.stderr,
+        )
+        return 2
+    _configure_logging(log_path)
+    # Before the child starts: its first SessionStart hook writes the session id here.
+    sid_file = session_file(paths.cache_dir, internal_id)
+    _create_session_file(paths, sid_file)
+    env = dict(os.environ)
+    env["CCC_INTERNAL_ID"] = internal_id
+    env["CCC_CACHE_DIR"] = str(paths.cache_dir)
+    winsize = _initial_winsize(stdin_fd, stdout_fd)
+
+    pid, master_fd = pty.fork()
+    if pid == 0:  # the child: only async-signal-safe work until exec
+        try:
+            _set_winsize(0, winsize)
+            # Python ignores SIGPIPE (and SIGXFSZ); a normal program expects the default.
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            os.execve(exe, argv, env)
+        except BaseException as exc:  # noqa: BLE001 - the child must never return
+            os.write(2, f"ccc run: cannot start {argv[0]!r}: {exc}\r\n".encode())
+        finally:
+            os._exit(127)
+
+    os.set_blocking(master_fd, False)
+    raw_fd = stdin_fd if os.isatty(stdin_fd) else None
+    host = PtyHost(
+        master_fd,
+        pid,
+        stdin_fd=stdin_fd,
+        stdout_fd=stdout_fd,
+        enter_delay_s=enter_delay_s,
+        typing_grace_s=typing_grace_s,
+        quiet_s=quiet_s,
+        delivery_guard_s=delivery_guard_s,
+    )
+    config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
+    cwd = os.getcwd()
+
+    def metadata() -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "claude_config_dir": config_dir or str(Path.home() / ".claude"),
+            "kind": "pty",
+            "pid": os.getpid(),
+            "child_pid": pid,
+            "command": os.path.basename(argv[0]),
+            "cwd": cwd,
+            "tmux_pane": os.environ.get("TMUX_PANE"),
+            "config_dir": config_dir,
+            "capabilities": ["prompt", "command"],
+            "draft": host.tracker.has_draft,
+            "input_idle": host.input_idle(trio.current_time()),
+            # Written by `ccc hook` on SessionStart: always the current id, even after /clear.
+            "session_id": read_session_file(sid_file),
+        }
+        return {k: v for k, v in data.items() if v is not None}
+
+    try:
+        return trio.run(
+            lambda: _run_host(
+                host,
+                socket_path=paths.socket,
+                internal_id=internal_id,
+                metadata=metadata,
+                heartbeat_interval_s=heartbeat_interval_s,
+                raw_fd=raw_fd,
+            )
+        )
+    finally:
+        os.close(master_fd)
+        try:
+            sid_file.unlink()
+        except OSError:
+            pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ccc_statusd.session.pty_host [options] [--] COMMAND...`` (what ``ccc run`` does)."""
+    parser = argparse.ArgumentParser(prog="ccc run", description=run_command.__doc__)
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--enter-delay", type=float, default=ENTER_DELAY_S, metavar="S")
+    parser.add_argument("--typing-grace", type=float, default=TYPING_GRACE_S, metavar="S")
+    parser.add_argument("--quiet", type=float, default=QUIET_S, metavar="S")
+    parser.add_argument("--delivery-guard", type=float, default=DELIVERY_GUARD_S, metavar="S")
+    parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_INTERVAL_S, metavar="S")
+    parser.add_argument("--internal-id", default=None)
+    parser.add_argument("--log", type=Path, default=None)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    paths = Paths(args.cache_dir) if args.cache_dir else Paths.default()
+    return run_command(
+        command,
+        paths=paths,
+        enter_delay_s=args.enter_delay,
+        heartbeat_interval_s=args.heartbeat,
+        typing_grace_s=args.typing_grace,
+        quiet_s=args.quiet,
+        delivery_guard_s=args.delivery_guard,
+        internal_id=args.internal_id,
+        log_path=args.log,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Delivery into a tmux pane (adopted sessions), against a real tmux server on a private socket
+running the stand-in TUI."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from ccc_statusd.session.keys import DeliveryRefused
+from ccc_statusd.tmux_delivery import (
+    TmuxDeliveryError,
+    deliver_command_to_pane,
+    deliver_to_pane,
+    pane_alive,
+    socket_from_tmux_env,
+)
+
+from .session_fakes import read_records, short_tmpdir
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+STANDIN = Path(__file__).with_name("standin_tui.py")
+STEP_TIMEOUT_S = 10
+
+
+class TmuxPane:
+    def __init__(self, socket_name: str, pane: str, record: Path) -> None:
+        self.socket_name = socket_name
+        self.pane = pane
+        self.record = record
+
+    def records(self, event: str) -> list[dict[str, Any]]:
+        return [r for r in read_records(self.record) if r["event"] == event]
+
+    async def wait_record(self, event: str, count: int = 1) -> list[dict[str, Any]]:
+        with trio.fail_after(STEP_TIMEOUT_S):
+            while True:
+                rows = self.records(event)
+                if len(rows) >= count:
+                    return rows
+                await trio.sleep(0.02)
+
+
+@pytest.fixture
+def tmux_pane() -> Iterator[TmuxPane]:
+    d = Path(short_tmpdir())
+    name = f"ccc-test-{uuid.uuid4().hex[:8]}"
+    record = d / "record.jsonl"
+    base = ["tmux", "-L", name, "-f", "/dev/null"]
+    command = shlex.join([sys.executable, str(STANDIN), "--record", str(record)])
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE", "CCC_HOOK_CMD")}
+    subprocess.run(
+        [*base, "new-session", "-d", "-x", "120", "-y", "40", "-s", "t", command],
+        check=True,
+        env=env,
+        timeout=10,
+    )
+    try:
+        pane = subprocess.run(
+            [*base, "display-message", "-p", "-t", "t", "#{pane_id}"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        yield TmuxPane(name, pane, record)
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True, timeout=10, check=False)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+async def test_paste_submits_once_multiline_intact(tmux_pane: TmuxPane) -> None:
+    p = tmux_pane
+    await p.wait_record("ready")
+    assert await pane_alive(p.pane, socket_name=p.socket_name)
+    await deliver_to_pane(p.pane, "hello from tmux", socket_name=p.socket_name)
+    await p.wait_record("stop", 1)
+    text = "first line\nsecond line\r\nthird line " + "z" * 300
+    await deliver_to_pane(p.pane, text, socket_name=p.socket_name)
+    await p.wait_record("stop", 2)
+    prompts = [r["prompt"] for r in p.records("submit")]
+    assert prompts == ["hello from tmux", "first line\nsecond line\nthird line " + "z" * 300]
+
+
+async def test_command_and_errors(tmux_pane: TmuxPane) -> None:
+    p = tmux_pane
+    await p.wait_record("ready")
+    await deliver_command_to_pane(p.pane, "/clear", socket_name=p.socket_name)
+    await p.wait_record("cleared")
+    assert [r["name"] for r in p.records("command")] == ["clear"]
+    with pytest.raises(DeliveryRefused):
+        await deliver_to_pane(p.pane, " \n ", socket_name=p.socket_name)
+    with pytest.raises(TmuxDeliveryError, match="tmux pane %999"):
+        await deliver_to_pane("%999", "nobody there", socket_name=p.socket_name)
+    assert not await pane_alive("%999", socket_name=p.socket_name)
+    with pytest.raises(TmuxDeliveryError, match="was not found"):
+        await deliver_to_pane(p.pane, "x", tmux="/nonexistent/tmux", socket_name=p.socket_name)
+    # no buffer was left behind by the failed paste
+    proc = await trio.run_process(
+        ["tmux", "-L", p.socket_name, "list-buffers", "-F", "#{buffer_name}"],
+        capture_stdout=True,
+        check=False,
+    )
+    assert b"ccc-" not in proc.stdout
+    assert not p.records("submit")
+
+
+async def test_pane_dead_after_exit(tmux_pane: TmuxPane) -> None:
+    p = tmux_pane
+    await p.wait_record("ready")
+    await trio.run_process(
+        ["tmux", "-L", p.socket_name, "set-option", "-t", p.pane, "remain-on-exit", "on"]
+    )
+    await deliver_command_to_pane(p.pane, "exit", socket_name=p.socket_name)
+    await p.wait_record("exit")
+    with trio.fail_after(STEP_TIMEOUT_S):
+        while True:
+            if not await pane_alive(p.pane, socket_name=p.socket_name):
+                break
+            await trio.sleep(0.05)
+
+
+async def test_socket_path_from_tmux_env(tmux_pane: TmuxPane) -> None:
+    """A pane id is found on its own server through the socket path in the hook's $TMUX."""
+    p = tmux_pane
+    await p.wait_record("ready")
+    proc = await trio.run_process(
+        ["tmux", "-L", p.socket_name, "display-message", "-p", "-t", p.pane, "#{socket_path}"],
+        capture_stdout=True,
+    )
+    tmux_env = proc.stdout.decode().strip() + ",12345,0"
+    socket_path = socket_from_tmux_env(tmux_env)
+    assert socket_path is not None and socket_path.endswith(p.socket_name)
+    await deliver_to_pane(p.pane, "by socket path", socket_name=socket_path)
+    await p.wait_record("stop")
+    assert [r["prompt"] for r in p.records("submit")] == ["by socket path"]
+    assert socket_from_tmux_env(None) is None and socket_from_tmux_env("junk") is None
