@@ -68,16 +68,18 @@ def _epoch(ts: Any) -> float | None:
         return None
 
 
+def _views(aggs: list[TranscriptAggregate]) -> list[tuple[TranscriptAggregate, dict[str, Any] | None]]:
+    return [(a, None if a.removed else transcript_view(a)) for a in aggs if a.session_id]
+
+
 async def on_transcripts(hub: Hub, changed: list[TranscriptAggregate]) -> None:
     offline: list[tuple[str, dict[str, Any]]] = []
-    for agg in changed:
+    # Building the views is per-aggregate work: off the event loop (it stalled it at 1,000).
+    for agg, view in await hub.store.offload(_views, changed):
         sid = agg.session_id
-        if not sid:
-            continue
-        if agg.removed:
+        if view is None:
             hub.transcripts.pop(sid, None)
             continue
-        view = transcript_view(agg)
         hub.transcripts[sid] = view
         hub.remembered_ids.add(sid)
         info = hub.registry.by_session_id(sid)
@@ -136,6 +138,11 @@ def on_pane(hub: Hub, session_id: str, alive: bool) -> None:
 
 async def run_watchers(hub: Hub, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
     index = await hub.store.call(TranscriptIndex, hub.store.store.db)
+    # What earlier runs indexed: a restart lists the whole history without re-reading it.
+    for agg, view in await hub.store.call(lambda: _views(index.aggregates())):
+        if view is not None:
+            hub.transcripts.setdefault(agg.session_id, view)
+            hub.remembered_ids.add(agg.session_id)
     async with trio.open_nursery() as nursery:
         await nursery.start(
             partial(

@@ -7,13 +7,14 @@ proves the machinery (processes, fake sessions, senders, /proc sampling, the tab
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import trio
 
-from ccc_statusd.bench import load
+from ccc_statusd.bench import index, load
 from ccc_statusd.bench.__main__ import SESSIONS, Row, baseline_target, daemon_target, print_table
 
 
@@ -68,3 +69,54 @@ def test_percentile_nearest_rank() -> None:
     assert load.percentile(values, 50) == 50.0
     assert load.percentile(values, 99) == 99.0
     assert load.percentile(values, 100) == 100.0
+
+
+def test_generated_history_looks_like_claude_code(tmp_path: Path) -> None:
+    history = index.generate_history(tmp_path / "config", 6, 300_000)
+    assert len(history.files) == 6 and history.total_bytes >= 300_000
+    assert history.total_bytes == sum(p.stat().st_size for p in history.files)
+    ids: set[str] = set()
+    kinds: set[str] = set()
+    lines = 0
+    for path in history.files:
+        project = path.parent
+        assert project.parent == tmp_path / "config" / "projects"
+        for raw in path.read_text().splitlines():
+            obj = json.loads(raw)
+            lines += 1
+            kinds.add(obj["type"])
+            assert obj.get("sessionId", path.stem) == path.stem
+            if "cwd" in obj:
+                assert index.encode_cwd(obj["cwd"]) == project.name
+            if obj["type"] == "assistant":
+                assert isinstance(obj["message"]["usage"], dict)
+                ids.add(obj["message"]["id"])
+            if "uuid" in obj:
+                ids.add(obj["uuid"])
+    assert lines == history.lines
+    assert {"user", "assistant", "system", "attachment"} <= kinds
+    # Fresh ids per block: far more distinct ids than one template holds.
+    assert len(ids) > 2 * lines // 10
+    assert {p.stem for p in history.files} == history.session_ids
+
+
+async def test_index_phase_tiny() -> None:
+    root = Path(tempfile.mkdtemp(prefix="cccb-", dir="/tmp"))
+    try:
+        result = await index.run_index_bench(
+            root, 20, 1_000_000, index_deadline_s=30, restart_deadline_s=2, warm_runs=2
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert len(result.history.files) == 20 and result.history.total_bytes >= 1_000_000
+    assert result.baseline_lines == result.history.lines and result.baseline_s > 0
+    first = result.first
+    assert first.error is None, first
+    assert first.listed == 20 and 0 < first.accept_s <= first.listed_s
+    restart = result.restart
+    assert restart.accept_s > 0 and (restart.error is None or "listed" in restart.error)
+    assert result.reread_files in (0, -1)  # -1: noatime, cannot tell
+    rows = index.index_rows(result)
+    assert len(rows) >= 3
+    for row in rows:
+        Row(**row)  # the table's row type takes them as they are

@@ -22,7 +22,7 @@ Theory of operation:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -250,8 +250,9 @@ class TranscriptAggregate:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of everything but ``pending`` (see the module docstring)."""
-        d = asdict(self)
-        del d["pending"]
+        # Not dataclasses.asdict: it deep-copies recursively and was 12% of an initial index.
+        d = {f.name: getattr(self, f.name) for f in _FIELDS if f.name != "pending"}
+        d["recent_usage"] = {k: list(v) for k, v in self.recent_usage.items()}
         return d
 
     @classmethod
@@ -274,3 +275,6 @@ def _lt(a: datetime, b: datetime) -> bool:
         return a < b
     except TypeError:
         return False
+
+
+_FIELDS = fields(TranscriptAggregate)

@@ -124,6 +124,12 @@ def _fingerprint(head: bytes) -> str:
     return hashlib.blake2b(head, digest_size=16).hexdigest()
 
 
+_FILE_COLUMNS = "path, session_id, config_dir, inode, offset, size, mtime, head_hash"
+# Files per store call in a scan: the database worker is shared (heartbeats, schedules,
+# queries), so a big first index is done in slices that other calls can run between.
+SCAN_CHUNK_FILES = 50
+
+
 class TranscriptIndex:
     """The persisted index of transcripts, on a sqlite-utils database the caller owns.
 
@@ -154,13 +160,18 @@ class TranscriptIndex:
         Known files of this config dir that are gone are reported with ``removed=True``.
         A config dir without ``projects/`` (yet) is fine: nothing is returned.
         """
+        return self.scan_paths(self.config_dir_items(config_dir))
+
+    def config_dir_items(self, config_dir: Path) -> list[tuple[Path, Path | None]]:
+        """Every transcript to look at for ``config_dir``: on disk, plus known ones (to notice
+        deletions). Cheap: a directory walk and one indexed column, no file is read."""
         config_dir = Path(config_dir)
-        paths = {p: config_dir for p in iter_transcripts(config_dir)}
+        paths: dict[Path, Path | None] = {p: config_dir for p in iter_transcripts(config_dir)}
         for row in self.db.table(TABLE).rows_where(
             "config_dir = ?", [str(config_dir)], select="path"
         ):
             paths.setdefault(Path(row["path"]), config_dir)
-        return self.scan_paths(sorted(paths.items()))
+        return sorted(paths.items())
 
     def scan_paths(self, items: Iterable[tuple[Path, Path | None]]) -> list[TranscriptAggregate]:
         """Scan several ``(path, config_dir or None)`` at once, committing in one transaction."""
@@ -198,9 +209,14 @@ class TranscriptIndex:
         for i in range(0, len(keys), 500):
             batch = keys[i : i + 500]
             marks = ",".join("?" * len(batch))
-            for row in table.rows_where(f"path in ({marks})", batch):
+            # Not the aggregate JSON: most rows are unchanged, and it is the bulk of the table.
+            for row in table.rows_where(f"path in ({marks})", batch, select=_FILE_COLUMNS):
                 rows[row["path"]] = row
         return rows
+
+    def _aggregate_of(self, path: str) -> TranscriptAggregate:
+        row = self.db.execute(f"SELECT aggregate FROM {TABLE} WHERE path = ?", [path]).fetchone()
+        return TranscriptAggregate.from_dict(json.loads(row[0]))
 
     def _scan_one(
         self, path: Path, config_dir: Path | None, row: dict[str, Any] | None
@@ -214,7 +230,7 @@ class TranscriptIndex:
         if not regular:
             if row is None:
                 return None
-            gone = TranscriptAggregate.from_dict(json.loads(row["aggregate"]))
+            gone = self._aggregate_of(str(path))
             gone.removed = True
             return gone, None
 
@@ -239,7 +255,7 @@ class TranscriptIndex:
                     agg = TranscriptAggregate(session_id=path.stem)
                     start = 0
                 else:
-                    agg = TranscriptAggregate.from_dict(json.loads(row["aggregate"]))
+                    agg = self._aggregate_of(str(path))
                     start = row["offset"]
                 agg.path = str(path)
                 agg.config_dir = str(config_dir)
@@ -356,12 +372,14 @@ async def run_transcript_watcher(
     async def rescan(dirs: Iterable[Path]) -> None:
         for d in dirs:
             try:
-                changed = await call_store(index.scan_config_dir, d)
+                items = await call_store(index.config_dir_items, d)
+                for i in range(0, len(items), SCAN_CHUNK_FILES):
+                    changed = await call_store(index.scan_paths, items[i : i + SCAN_CHUNK_FILES])
+                    if changed:
+                        await _maybe_await(on_change(changed))
             except Exception:
                 log.exception("transcript scan of %s failed; retrying at the next rescan", d)
                 continue
-            if changed:
-                await _maybe_await(on_change(changed))
 
     dirs = _dedupe_dirs(config_dirs())
     await rescan(dirs)
