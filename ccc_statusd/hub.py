@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -489,8 +490,8 @@ class Hub:
         if isinstance(model, dict):
             info.model = _str(model.get("display_name")) or _str(model.get("id")) or info.model
         cost = payload.get("cost")
-        if isinstance(cost, dict) and isinstance(cost.get("total_cost_usd"), int | float):
-            info.cost_usd = float(cost["total_cost_usd"])
+        if isinstance(cost, dict) and _num(cost.get("total_cost_usd")) is not None:
+            info.cost_usd = _num(cost["total_cost_usd"])
         ws = payload.get("workspace")
         if isinstance(ws, dict) and _str(ws.get("current_dir")):
             info.cwd = ws["current_dir"]
@@ -566,7 +567,11 @@ class Hub:
         task_status.started()
         while True:
             await self._dirty_event.wait()
-            await self.flush_metadata()
+            try:
+                await self.flush_metadata()
+            except Exception:
+                # One bad row must never end the daemon: log it, drop this batch, go on.
+                log.exception("could not save session metadata; this batch is skipped")
             await trio.sleep(interval_s)
 
     async def flush_metadata(self) -> None:
@@ -666,16 +671,17 @@ def _count_states(infos: Any) -> dict[str, int]:
 
 def _context_figures(ctx: Any) -> dict[str, Any] | None:
     """The statusline's context_window, as the seed's table columns (None before a reply)."""
-    if not isinstance(ctx, dict) or not isinstance(ctx.get("used_percentage"), int | float):
+    if not isinstance(ctx, dict):
+        return None
+    used = _num(ctx.get("used_percentage"))
+    if used is None:
         return None
     usage = ctx.get("current_usage") if isinstance(ctx.get("current_usage"), dict) else {}
-    size = ctx.get("context_window_size")
-    used = float(ctx["used_percentage"])
-    remaining = ctx.get("remaining_percentage")
+    remaining = _num(ctx.get("remaining_percentage"))
     return {
-        "context_window_size": int(size) if isinstance(size, int | float) else 0,
+        "context_window_size": _int(ctx.get("context_window_size")) or 0,
         "used_percentage": used,
-        "remaining_percentage": float(remaining) if isinstance(remaining, int | float) else 100.0 - used,
+        "remaining_percentage": remaining if remaining is not None else 100.0 - used,
         "total_input_tokens": _int(ctx.get("total_input_tokens")) or 0,
         "total_output_tokens": _int(ctx.get("total_output_tokens")) or 0,
         "cache_read_input_tokens": _int(usage.get("cache_read_input_tokens")),
@@ -689,16 +695,32 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what SQLite can store
+
+
 def _int(value: Any) -> int | None:
+    """An integer that fits SQLite, or None (a 30-digit "pid" must not reach the database)."""
     if isinstance(value, bool):
         return None
+    out: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
+        out = value
+    elif isinstance(value, str) and value.isdigit() and len(value) <= 19:
+        out = int(value)
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        out = int(value)
+    return out if out is not None and INT64_MIN <= out <= INT64_MAX else None
+
+
+def _num(value: Any) -> float | None:
+    """A finite number (no NaN, no inf, nothing SQLite cannot hold), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        out = float(value)
+    except OverflowError:
+        return None
+    return out if math.isfinite(out) and abs(out) <= INT64_MAX else None
 
 
 def _preview(text: str, limit: int = 80) -> str:

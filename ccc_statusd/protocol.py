@@ -280,7 +280,7 @@ def decode(raw: bytes) -> Message:
 def _explain(kind: str, exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False)[:3]:
-        loc = [str(p) for p in err["loc"] if p != kind]
+        loc = [str(p) for p in err["loc"]][1:]  # drop only the leading union tag (the type)
         field = ".".join(loc[:1]) or "message"
         if err["type"] == "missing":
             parts.append(f'field "{field}" is required')

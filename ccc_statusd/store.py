@@ -14,7 +14,8 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,28 @@ def m002_delivery_columns(db: sqlite_utils.Database) -> None:
         ("data", str),
     ):
         meta.add_column(col, typ)  # type: ignore[union-attr]
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
+
+    sqlite-utils' ``atomic()`` begins DEFERRED: a connection that read first and then finds
+    another writer fails at once with "database is locked", ignoring the busy timeout. Taking
+    the lock first makes a second writer (the CLI while the daemon writes) wait instead.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
 
 
 def now_s() -> int:
@@ -211,7 +234,7 @@ class Store:
         """Insert or update many sessions in one transaction; keeps ``first_seen``."""
         now = now_s() if now is None else now
         count = 0
-        with self.db.atomic():
+        with write_transaction(self.db):
             for row in rows:
                 clean = {k: v for k, v in row.items() if k in META_COLUMNS and v is not None}
                 if isinstance(clean.get("data"), dict):
@@ -263,7 +286,7 @@ class Store:
     def upsert_context_window(self, session_id: str, fig: dict[str, Any], now: int | None = None) -> None:
         row = {"session_id": session_id, "updated_at": now_s() if now is None else now}
         row.update({k: fig.get(k) for k in CONTEXT_COLUMNS})
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db["context_window"].upsert(row, pk="session_id")  # type: ignore[union-attr]
 
     def context_window(self, session_id: str) -> dict[str, Any] | None:
@@ -296,7 +319,7 @@ class Store:
             "attempts": 0,
             "sender": sender,
         }
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db["scheduled_messages"].insert(row)  # type: ignore[union-attr]
         return row
 
@@ -314,12 +337,12 @@ class Store:
         return None
 
     def delete_scheduled(self, id: str) -> bool:
-        with self.db.atomic():
+        with write_transaction(self.db):
             cur = self.db.execute("DELETE FROM scheduled_messages WHERE id = ?", [id])
         return cur.rowcount > 0
 
     def record_attempt(self, id: str, error: str | None, now: int | None = None) -> None:
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db.execute(
                 "UPDATE scheduled_messages SET attempts = attempts + 1, last_error = ?, "
                 "last_attempt_at = ? WHERE id = ?",

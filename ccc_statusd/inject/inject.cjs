@@ -60,7 +60,13 @@
     var argv1 = String(process.argv[1] || '');
     var target = process.env.CCC_INJECT_TARGET;
     if (target) return argv1 === target || argv1.slice(-target.length) === target;
-    return /(^|[\/\\])cli\.js$/.test(argv1) || argv1 === '/$bunfs/root/cli' || /\/\$bunfs\/root\/cli$/.test(argv1);
+    if (/(^|[\/\\])cli\.js$/.test(argv1) || argv1 === '/$bunfs/root/cli' || /\/\$bunfs\/root\/cli$/.test(argv1)) return true;
+    // npm's `claude` is a symlink to cli.js, and Node keeps the link's path in argv[1].
+    try {
+      return /(^|[\/\\])cli\.js$/.test(require('fs').realpathSync(argv1));
+    } catch (e) {
+      return false;
+    }
   }
 
   // Remove `--require=<this file>` (or `-r`, `--preload`, with `=` or a space, quoted or not)

@@ -27,6 +27,9 @@ pass again we send a heartbeat at once (``data.input_idle: true``) so the daemon
 Session id: ``run-<internal_id>.session`` in the cache dir is created empty before the child
 starts; ``ccc hook`` writes the id there on every SessionStart, and every register/heartbeat
 carries it, so a restarted daemon learns the mapping back (even after /clear). Removed on exit.
+
+``inject=True`` (``ccc run --inject``): the child also loads the in-process client
+(inject.cjs), and our link registers only while that client is absent; see :mod:`.inject_launch`.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import termios
 import tty
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -53,6 +57,13 @@ import trio
 from ..hookcmd import read_session_file, session_file
 from ..paths import Paths
 from ..protocol import is_safe_id
+from .inject_launch import (
+    INJECT_GRACE_S,
+    INJECT_WAIT_S,
+    InjectAwareLink,
+    inject_env,
+    node_script_target,
+)
 from .keys import ENTER, DeliveryRefused, InputTracker, command_bytes, paste_bytes
 from .link import HEARTBEAT_INTERVAL_S, SessionLink
 
@@ -391,6 +402,7 @@ async def _run_host(
     metadata: Any,
     heartbeat_interval_s: float,
     raw_fd: int | None,
+    link_factory: Callable[..., SessionLink] = SessionLink,
 ) -> int:
     host.started_at = trio.current_time()
     with trio.open_signal_receiver(signal.SIGWINCH, *_FORWARDED_SIGNALS) as signals:
@@ -405,7 +417,7 @@ async def _run_host(
                 nursery.start_soon(host.pump_input)
                 output_done = trio.Event()
                 nursery.start_soon(host.pump_output, output_done)
-                link = SessionLink(
+                link = link_factory(
                     socket_path,
                     internal_id,
                     host.handle,
@@ -469,9 +481,13 @@ def run_command(
     log_path: Path | None = None,
     stdin_fd: int = 0,
     stdout_fd: int = 1,
+    inject: bool = False,
+    inject_wait_s: float = INJECT_WAIT_S,
+    inject_grace_s: float = INJECT_GRACE_S,
 ) -> int:
     """Run ``argv`` (default ``claude``) as a session client; return its exit status
-    (exit code, or 128 + signal number; 127 if the command is not found)."""
+    (exit code, or 128 + signal number; 127 if the command is not found). ``inject``: also load
+    the in-process client into the child (enables eval; see inject_launch)."""
     argv = list(argv) or [DEFAULT_COMMAND]
     exe = _resolve_executable(argv[0])
     if exe is None:
@@ -494,6 +510,21 @@ def run_command(
     env = dict(os.environ)
     env["CCC_INTERNAL_ID"] = internal_id
     env["CCC_CACHE_DIR"] = str(paths.cache_dir)
+    link_factory: Callable[..., SessionLink] = SessionLink
+    if inject:
+        try:
+            env = inject_env(
+                env,
+                socket_path=paths.socket,
+                internal_id=internal_id,
+                debug_log=log_path,
+                target=node_script_target(exe),
+            )
+        except FileNotFoundError as exc:
+            sid_file.unlink(missing_ok=True)
+            print(f"ccc run: {exc}", file=sys.stderr)
+            return 1
+        link_factory = partial(InjectAwareLink, wait_s=inject_wait_s, grace_s=inject_grace_s)
     winsize = _initial_winsize(stdin_fd, stdout_fd)
 
     pid, master_fd = pty.fork()
@@ -551,6 +582,7 @@ def run_command(
                 metadata=metadata,
                 heartbeat_interval_s=heartbeat_interval_s,
                 raw_fd=raw_fd,
+                link_factory=link_factory,
             )
         )
     finally:
@@ -572,6 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_INTERVAL_S, metavar="S")
     parser.add_argument("--internal-id", default=None)
     parser.add_argument("--log", type=Path, default=None)
+    parser.add_argument("--inject", action="store_true")
+    parser.add_argument("--inject-wait", type=float, default=INJECT_WAIT_S, metavar="S")
+    parser.add_argument("--inject-grace", type=float, default=INJECT_GRACE_S, metavar="S")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = list(args.command)
@@ -588,6 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         delivery_guard_s=args.delivery_guard,
         internal_id=args.internal_id,
         log_path=args.log,
+        inject=args.inject,
+        inject_wait_s=args.inject_wait,
+        inject_grace_s=args.inject_grace,
     )
 
 

@@ -38,6 +38,7 @@ import sqlite_utils
 import trio
 import watchfiles
 
+from ..store import write_transaction
 from .transcript_parse import TranscriptAggregate
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ class TranscriptIndex:
             if agg is not None:
                 changed.append(agg)
         if upserts or deletes:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 table = self.db.table(TABLE)
                 if upserts:
                     table.upsert_all(upserts, pk="path")
