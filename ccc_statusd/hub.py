@@ -87,7 +87,7 @@ class Hub:
         self._dirty: set[str] = set()
         self._dirty_event = trio.Event()
         self._flush_lock = trio.Lock()
-        self._cache_fingerprints: dict[str, str] = {}  # skip rewriting unchanged cache files
+        self._cache_fingerprints: dict[str, int] = {}  # skip rewriting unchanged cache files
         self.turn_waiters: dict[str, list[Any]] = {}  # used by `ask` (conversations.py)
         self.counters = {"routed": 0, "queued": 0, "errors": 0, "hooks": 0}
         self.loop_stats: Any = None  # instrument.LoopStats, only under `make bench`
@@ -596,7 +596,7 @@ class Hub:
         records = []
         for info in infos:
             record = self.cache_record(info)
-            fingerprint = repr(sorted((k, repr(v)) for k, v in record.items() if k != "updated_at"))
+            fingerprint = hash(repr(sorted((k, repr(v)) for k, v in record.items() if k != "updated_at")))
             if self._cache_fingerprints.get(info.session_id) != fingerprint:
                 self._cache_fingerprints[info.session_id] = fingerprint  # type: ignore[index]
                 records.append((info.session_id, record))

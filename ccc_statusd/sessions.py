@@ -46,7 +46,7 @@ def state_after_hook(event: str, payload: dict[str, Any]) -> str | None:
     return _HOOK_STATE.get(event)
 
 
-@dataclass
+@dataclass(slots=True)  # slots: thousands of idle sessions must stay cheap
 class SessionInfo:
     """One live (or remembered) session, keyed by ``key``."""
 
