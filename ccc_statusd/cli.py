@@ -14,7 +14,6 @@ when it starts), so it works with the daemon down too.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import sqlite3
@@ -844,17 +843,15 @@ def run(
     ctx: typer.Context,
     command: Annotated[list[str] | None, typer.Argument(help="The command to run, after -- (default: claude).")] = None,
     inject: Annotated[bool, typer.Option("--inject", help="Also load the in-process client into Claude Code (enables eval).")] = False,
+    log: Annotated[Path | None, typer.Option("--log", metavar="PATH", help="Write the session client's log here (never to the terminal).")] = None,
 ) -> None:
     """Run Claude Code (or COMMAND) attached to the daemon, so it can receive prompts."""
     from .session import pty_host
 
     state = _state(ctx)
-    kwargs: dict[str, Any] = {"paths": state.paths}
-    if inject:
-        if "inject" not in inspect.signature(pty_host.run_command).parameters:
-            raise fail("ccc run --inject is not available in this version; use: ccc run -- claude", EXIT_USAGE)
-        kwargs["inject"] = True
-    raise typer.Exit(pty_host.run_command(list(command or []), **kwargs))
+    raise typer.Exit(
+        pty_host.run_command(list(command or []), paths=state.paths, inject=inject, log_path=log)
+    )
 
 
 SettingsOpt = Annotated[Path | None, typer.Option("--settings", metavar="PATH", help="The settings.json to edit (default: $CLAUDE_CONFIG_DIR/settings.json or ~/.claude/settings.json).")]

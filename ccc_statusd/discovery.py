@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from .cache import write_session_cache
+from .dialogs import state_after_turn_mark
 from .watchers.git import run_git_watcher
 from .watchers.tmux import TmuxPane, run_tmux_watcher
 from .watchers.transcript_parse import TranscriptAggregate
@@ -84,6 +85,12 @@ async def on_transcripts(hub: Hub, changed: list[TranscriptAggregate]) -> None:
         hub.remembered_ids.add(sid)
         info = hub.registry.by_session_id(sid)
         if info is not None:
+            # A rejected permission dialog (or Esc) ends the turn with no Stop hook: the
+            # transcript's "[Request interrupted by user…]" line is the only sign (dialogs.py).
+            idle = state_after_turn_mark(info.state, info.state_changed_at, agg.turn_mark)
+            if idle is not None and hub.registry.set_state(info, idle, hub.wall()):
+                hub.events.publish("state", info, state=idle, error=None, hook="transcript")
+                hub.wake_scheduler(info.all_ids)
             hub.touch(info)
         else:
             offline.append((sid, {"session_id": sid, **{k: view.get(k) for k in ("cwd", "git_branch", "model", "transcript_path", "claude_config_dir")}, "transcript": view, "connected": False}))

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from ..dialogs import turn_mark as _turn_mark
+
 # How many recent assistant message ids (with their usage) are remembered for de-duplication.
 # The lines of one response are written back to back; 64 covers any realistic parallel-tool burst
 # while keeping the persisted aggregate small.
@@ -89,6 +91,9 @@ class TranscriptAggregate:
     last_assistant_text: str | None = None
     last_assistant_ts: str | None = None
     last_prompt: str | None = None
+    # [kind, epoch] of the last main-chain user/assistant line (dialogs.turn_mark): the daemon
+    # leaves "waiting" when the user ended the turn (a rejected dialog fires no Stop hook).
+    turn_mark: list[Any] | None = None
     # Set by the transcript index, not by parsing: where the file is, and whether it vanished.
     path: str | None = None
     config_dir: str | None = None
@@ -167,6 +172,8 @@ class TranscriptAggregate:
         if isinstance(version, str) and version:
             self.version = version
 
+        if kind in ("user", "assistant") and (mark := _turn_mark(obj)) is not None:
+            self.turn_mark = list(mark)
         if kind == "user":
             self.user_messages += 1
         elif kind == "assistant":

@@ -434,22 +434,11 @@ def test_prompt_is_queued_not_typed_into_a_permission_dialog(
     assert "while the dialog is open" not in s.pane.capture()
 
 
-# Until discovery.on_transcripts calls dialogs.state_after_turn_mark, these XFAIL (then XPASS).
-_REJECT_FIX_PENDING = pytest.mark.xfail(
-    strict=False,
-    reason="a rejected permission dialog (or Esc during an approved tool) fires no Stop hook on "
-    "2.1.331 or 2.1.112; only the transcript's '[Request interrupted by user for tool use]' line "
-    "says the turn ended. Passes once discovery.on_transcripts applies "
-    "dialogs.state_after_turn_mark (helper report); drop this marker then",
-)
-
-
 def _manual_mode(build: ClaudeBuild) -> tuple[str, str]:
     # 2.1.331 starts in "auto mode"; "manual" brings the dialogs back. 2.1.112 calls it "default".
     return ("--permission-mode", "manual" if build.native else "default")
 
 
-@_REJECT_FIX_PENDING
 def test_prompt_queued_behind_a_rejected_dialog_is_delivered(
     claude_build: ClaudeBuild, start_session: Callable[..., Session], fake_api: FakeAnthropic
 ) -> None:
@@ -465,7 +454,6 @@ def test_prompt_queued_behind_a_rejected_dialog_is_delivered(
     s.wait_state("idle")  # the delivered prompt's own Stop
 
 
-@_REJECT_FIX_PENDING
 def test_prompt_queued_behind_an_interrupted_tool_run_is_delivered(
     claude_native: ClaudeBuild, start_session: Callable[..., Session], fake_api: FakeAnthropic
 ) -> None:
