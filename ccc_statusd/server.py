@@ -279,6 +279,10 @@ class Server:
                     conn.last_seen = trio.current_time()
                 if reply is not None:
                     await conn.send(reply)
+                if len(lines) > 1:
+                    # A pipelined burst (a heartbeat storm) must not hold the loop for its whole
+                    # chunk: let other connections in between messages.
+                    await trio.lowlevel.checkpoint()
 
     async def _handle_line(self, conn: Conn, line: bytes) -> bytes | None:
         """The hub's reply to one line; a bug in the hub costs that one message, not the
