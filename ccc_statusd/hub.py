@@ -177,12 +177,7 @@ class Hub:
         return protocol.response(request_id=msg.request_id, session_id=info.session_id)
 
     def _on_associate(self, conn: Conn, msg: protocol.Associate) -> dict[str, Any]:
-        info = self.registry.sessions.get(msg.internal_id)
-        if info is None or (self.server and self.server.clients.get(msg.internal_id) is not conn):
-            raise RemoteProtocolError(
-                f"internal_id {msg.internal_id} is not registered on this connection; "
-                "send a register message first"
-            )
+        info = self._registered(conn, msg.internal_id)
         self._associate(info, msg.session_id)
         if msg.transcript_path:
             info.transcript_path = msg.transcript_path
@@ -193,12 +188,7 @@ class Hub:
         return protocol.response(request_id=msg.request_id, session_id=info.session_id)
 
     def _on_heartbeat(self, conn: Conn, msg: protocol.Heartbeat) -> dict[str, Any]:
-        info = self.registry.sessions.get(msg.internal_id)
-        if info is None or (self.server and self.server.clients.get(msg.internal_id) is not conn):
-            raise RemoteProtocolError(
-                f"internal_id {msg.internal_id} is not registered on this connection; "
-                "send a register message first"
-            )
+        info = self._registered(conn, msg.internal_id)
         info.last_heartbeat = trio.current_time()
         if msg.session_id and msg.session_id != info.session_id:
             self._associate(info, msg.session_id)
@@ -216,6 +206,16 @@ class Hub:
             self.wake_scheduler(info.all_ids)
         self.touch(info)
         return protocol.response(request_id=msg.request_id)
+
+    def _registered(self, conn: Conn, internal_id: str) -> SessionInfo:
+        """The session registered as ``internal_id`` on this very connection, or the error."""
+        info = self.registry.sessions.get(internal_id)
+        if info is None or (self.server and self.server.clients.get(internal_id) is not conn):
+            raise RemoteProtocolError(
+                f"internal_id {internal_id} is not registered on this connection; "
+                "send a register message first"
+            )
+        return info
 
     def _associate(self, info: SessionInfo, session_id: str) -> None:
         _, previous = self.registry.associate(info.key, session_id)

@@ -35,6 +35,8 @@ QUERY_NAMES = (
     "active_sessions",
     "active_connections",
     "reload_schedule",
+    "list_scheduled",
+    "subscribe",
 )
 
 

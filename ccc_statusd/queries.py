@@ -22,17 +22,6 @@ if TYPE_CHECKING:
     from .hub import Hub
     from .server import Conn
 
-QUERIES = (
-    "ping",
-    "status",
-    "session_path",
-    "list_sessions",
-    "active_sessions",
-    "active_connections",
-    "reload_schedule",
-    "list_scheduled",
-    "subscribe",
-)
 
 
 async def answer(hub: Hub, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
@@ -68,7 +57,7 @@ async def answer(hub: Hub, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
             flt = hub.resolve(flt)
         hub.events.subscribe(conn, flt)
         return protocol.response(request_id=rid, data={"subscribed": True, "session_id": flt})
-    raise RemoteProtocolError(f"unknown query {name[:40]!r}; use one of: " + ", ".join(QUERIES))
+    raise RemoteProtocolError(f"unknown query {name[:40]!r}; use one of: " + ", ".join(protocol.QUERY_NAMES))
 
 
 def active_sessions(hub: Hub) -> list[dict[str, Any]]:
