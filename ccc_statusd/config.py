@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .paths import Paths
-from .protocol import MAX_LINE_BYTES
 
+# A line longer than this is refused and the connection closed: nothing legitimate is this big
+# (a long prompt is a few hundred KiB at most) and an unbounded buffer is a memory attack.
+MAX_LINE_BYTES = 1024 * 1024
 REQUEST_TIMEOUT_S = 10.0  # SPEC §4: how long a sender waits for a session client's answer
 REAPER_INTERVAL_S = 60.0  # seed: the reaper runs every 60 s ...
 STALE_AFTER_S = 90.0  # ... and closes session clients silent for 90 s (3 missed heartbeats)

@@ -15,9 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-# A line longer than this is refused and the connection closed: nothing legitimate is this big
-# (a long prompt is a few hundred KiB at most) and an unbounded buffer is a memory attack.
-MAX_LINE_BYTES = 1024 * 1024
+from .config import MAX_LINE_BYTES  # noqa: E402  (the one definition of the limit)
 
 # A session id becomes a file name (``<session-id>.json``), so only plain ids pass: letters,
 # digits, ``-``, ``_``, ``.``, starting with a letter or digit (no ``..``, no ``/``, no NUL).

@@ -341,37 +341,3 @@ class Server:
             del self.clients[iid]
             return True
         return False
-
-
-async def open_unix_listener(path: str, backlog: int = 4096) -> trio.SocketListener:
-    """Bind a Unix socket at ``path`` with mode 0600, replacing a stale socket file only.
-
-    The caller has already established that no daemon answers there; a non-socket file at
-    that path is left alone and reported instead of deleted.
-    """
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        pass
-    else:
-        import stat
-
-        if not stat.S_ISSOCK(st.st_mode):
-            raise OSError(
-                errno.EEXIST,
-                f"{path} exists and is not a socket; move it away and start again",
-            )
-        os.unlink(path)
-    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-    try:
-        old_umask = os.umask(0o177)  # the socket is created 0600: no window where others can connect
-        try:
-            await sock.bind(path)
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, 0o600)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return trio.SocketListener(sock)
