@@ -469,6 +469,8 @@ class Hub:
         for entry in info.data.get("delivered", []):
             if not entry["submitted"] and entry["text"].strip() == prompt.strip():
                 entry["submitted"] = True
+                log.info("session %s submitted the delivered prompt %r", info.session_id, _preview(prompt))
+                self.touch(info)
                 self.events.publish("submitted", info, text=_preview(prompt))
                 return
 

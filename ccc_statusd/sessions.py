@@ -107,6 +107,16 @@ class SessionInfo:
             "first_seen": self.first_seen,
             "last_activity": self.last_activity,
         }
+        delivered = self.data.get("delivered")
+        if delivered:
+            # What was last typed into the session and whether Claude Code took it
+            # (UserPromptSubmit with the same text): a prompt never "submitted" was swallowed.
+            last = delivered[-1]
+            out["last_delivery"] = {
+                "text": last["text"].strip().splitlines()[0][:80] if last["text"].strip() else "",
+                "at": last["at"],
+                "submitted": last["submitted"],
+            }
         return {k: v for k, v in out.items() if v is not None}
 
 

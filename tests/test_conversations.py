@@ -38,6 +38,9 @@ async def test_ask_returns_the_turns_reply(daemon: Hub, connect) -> None:
         reply = await asker.request({"type": "ask", "session_id": SID[:8], "text": "what is 2+2", "request_id": "q"})
     assert reply["status"] == "answered" and reply["data"]["reply"] == "ECHO: what is 2+2"
     assert reply["request_id"] == "q"
+    listed = (await asker.request({"type": "query", "query": "list_sessions"}))["data"]
+    assert listed[0]["last_delivery"]["text"] == "what is 2+2"
+    assert listed[0]["last_delivery"]["submitted"] is True  # UserPromptSubmit confirmed it
 
 
 async def test_ask_falls_back_to_the_transcript(daemon: Hub, connect, cache_dir) -> None:
