@@ -25,12 +25,13 @@ import anyio
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from .client import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
 from .client import (
+    ASK_MARGIN_S,
     DEFAULT_TIMEOUT_S,
     MAX_REPLY_BYTES,
     DaemonError,
     DaemonTimeout,
+    ask_message,
     command_message,
     default_socket_path,
     display,
@@ -39,6 +40,7 @@ from .client import (
     prompt_message,
     query_message,
 )
+from .client import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
 
 
 class AsyncClient:
@@ -152,6 +154,14 @@ class AsyncClient:
     async def eval(self, session: str, code: str) -> dict[str, Any]:
         """Evaluate JavaScript in the session; the response's ``data`` is the result."""
         return await self.request(eval_message(session, code))
+
+    async def ask(self, session: str, text: str, *, timeout_s: float = 600.0) -> dict[str, Any]:
+        """Send a prompt and wait for the reply of the turn it starts (``data["reply"]``)."""
+        old, self.timeout = self.timeout, timeout_s + ASK_MARGIN_S
+        try:
+            return await self.request(ask_message(session, text, timeout_s))
+        finally:
+            self.timeout = old
 
     async def query(self, name: str, **fields: Any) -> Any:
         """Run a query; returns its ``data``."""

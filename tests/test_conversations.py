@@ -185,3 +185,17 @@ async def test_ccc_watch_prints_the_turn(daemon: Hub, connect, paths) -> None:
     assert story[:2] == ["associated:", "state:idle"], story
     assert states == ["state:idle", "state:busy", "state:idle"], story
     assert "delivered:" in story and "submitted:" in story, story
+
+
+async def test_async_client_ask(daemon: Hub, connect, paths) -> None:
+    """The anyio client's ask, on trio (the blocking client's is covered through `ccc ask`)."""
+    from ccc_statusd.aclient import AsyncClient
+
+    session = await attach(connect)
+    hooks = await connect()
+    await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
+    async with trio.open_nursery() as n:
+        n.start_soon(play_turn, session, hooks, "ECHO: from the async client")
+        async with AsyncClient(paths.socket) as client:
+            reply = await client.ask(SID[:8], "from the async client", timeout_s=30)
+    assert reply["data"]["reply"] == "ECHO: from the async client"
