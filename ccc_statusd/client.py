@@ -2,10 +2,15 @@
 
 Standard library only, and only the cheap parts of it: ``ccc prompt`` / ``ccc command`` run this
 in tight loops and must start in about the time of a bare interpreter (SPEC §6, issue 9), so no
-trio, anyio, asyncio, pydantic, typer, rich or sqlite_utils — not even ``pathlib`` or
-``dataclasses`` (``ccc_statusd.paths`` pulls in ``dataclasses`` → ``inspect``, ~10 ms), which
-is why :func:`default_socket_path` restates ``paths.resolve_cache_dir`` with ``os.path`` (a
-test keeps the two in agreement).
+trio, anyio, asyncio, pydantic, typer, rich or sqlite_utils, and nothing a bare interpreter has
+not already loaded except two C modules (a test checks the list):
+
+- ``_socket``, not ``socket``: the ``socket`` wrapper imports ``selectors``, ``enum`` and
+  ``collections`` (~7 ms of a ~11 ms bare start-up, measured), for methods we do not use;
+- ``fastjson`` (``_json``), not ``json`` (which pulls in ``re`` and ``enum``);
+- no ``typing``, ``collections.abc``, ``itertools`` at run time (annotations only), and no
+  ``pathlib``: :func:`default_socket_path` restates ``paths.resolve_cache_dir`` with
+  ``os.path`` (a test keeps the two in agreement); ``ccc hook`` and ``ccc statusline`` use it too.
 
 Errors are exceptions named by who is at fault, each ``str()`` one sentence saying what to do:
 :class:`DaemonNotRunning` (nothing to connect to; the CLI exits 3), :class:`DaemonError` (the
@@ -20,12 +25,15 @@ Usage::
 
 from __future__ import annotations
 
-import itertools
-import json
+import _socket
 import os
-import socket
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+
+from . import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from typing import Any
 
 # A routed message waits up to the daemon's request timeout (10 s by default, SPEC §4) for the
 # session's answer; we wait a little longer so that the daemon's own, more precise, timeout
@@ -108,9 +116,13 @@ def start_hint(socket_path: str) -> str:
 def not_running(socket_path: str, why: str | None = None) -> DaemonNotRunning:
     shown = display(socket_path)
     detail = why or (
-        f"no socket at {shown}" if not os.path.exists(socket_path) else f"nothing answers on {shown}"
+        f"no socket at {shown}"
+        if not os.path.exists(socket_path)
+        else f"nothing answers on {shown}"
     )
-    return DaemonNotRunning(f"daemon not running ({detail}); start it with: {start_hint(socket_path)}")
+    return DaemonNotRunning(
+        f"daemon not running ({detail}); start it with: {start_hint(socket_path)}"
+    )
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -123,12 +135,16 @@ class Client:
     ``with`` block) ends it. Not thread-safe: use one client per thread.
     """
 
-    def __init__(self, socket_path: str | os.PathLike[str] | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self.socket_path = os.fspath(socket_path) if socket_path is not None else default_socket_path()
+    def __init__(
+        self, socket_path: str | os.PathLike[str] | None = None, timeout: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self.socket_path = (
+            os.fspath(socket_path) if socket_path is not None else default_socket_path()
+        )
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._buf = b""
-        self._ids = itertools.count(1)
+        self._last_id = 0
         self._prefix = f"c{os.getpid()}-"
 
     # --- connection -------------------------------------------------------------------------
@@ -137,7 +153,7 @@ class Client:
         """Connect now (otherwise the first request does). Raises DaemonNotRunning."""
         if self._sock is not None:
             return
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(min(self.timeout, CONNECT_TIMEOUT_S))
         try:
             sock.connect(self.socket_path)
@@ -152,7 +168,9 @@ class Client:
             ) from None
         except OSError as exc:
             sock.close()
-            raise not_running(self.socket_path, f"cannot connect to {display(self.socket_path)}: {exc.strerror}") from None
+            raise not_running(
+                self.socket_path, f"cannot connect to {display(self.socket_path)}: {exc.strerror}"
+            ) from None
         sock.settimeout(self.timeout)
         self._sock = sock
         self._buf = b""
@@ -177,8 +195,9 @@ class Client:
         an ``error`` raises DaemonError. Raises DaemonNotRunning, DaemonTimeout.
         """
         msg = dict(message)
-        msg.setdefault("request_id", f"{self._prefix}{next(self._ids)}")
-        line = json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
+        self._last_id += 1
+        msg.setdefault("request_id", f"{self._prefix}{self._last_id}")
+        line = fastjson.dumps(msg, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
         self.connect()
         assert self._sock is not None
         try:
@@ -197,7 +216,7 @@ class Client:
                 "restarted: check it with: ccc status"
             ) from None
         try:
-            response = json.loads(reply)
+            response = fastjson.loads(reply)
         except ValueError:
             self.close()
             raise DaemonError(
@@ -206,7 +225,9 @@ class Client:
             ) from None
         if not isinstance(response, dict):
             self.close()
-            raise DaemonError("the daemon sent a reply that is not a JSON object; upgrade ccc and ccc-statusd together")
+            raise DaemonError(
+                "the daemon sent a reply that is not a JSON object; upgrade ccc and ccc-statusd together"
+            )
         if check and response.get("error"):
             raise DaemonError(str(response["error"]), response)
         return response
@@ -222,7 +243,9 @@ class Client:
                 continue
             if len(self._buf) > MAX_REPLY_BYTES:
                 self.close()
-                raise DaemonError(f"the daemon's reply is longer than {MAX_REPLY_BYTES} bytes; ask for less")
+                raise DaemonError(
+                    f"the daemon's reply is longer than {MAX_REPLY_BYTES} bytes; ask for less"
+                )
             chunk = self._sock.recv(RECV_CHUNK_BYTES)
             if not chunk:
                 self.close()
@@ -238,7 +261,9 @@ class Client:
         """Send a prompt; returns the response (``status``: ``delivered`` or ``queued``)."""
         return self.request(prompt_message(session, text))
 
-    def command(self, session: str, name: str, args: str | Sequence[str] | None = None) -> dict[str, Any]:
+    def command(
+        self, session: str, name: str, args: str | Sequence[str] | None = None
+    ) -> dict[str, Any]:
         """Send a slash command (leading ``/`` optional) with optional arguments."""
         return self.request(command_message(session, name, args))
 
@@ -247,7 +272,14 @@ class Client:
         response's ``data`` is the result."""
         return self.request(eval_message(session, code))
 
-    def ask(self, session: str, text: str, *, timeout_s: float = 600.0, asker: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def ask(
+        self,
+        session: str,
+        text: str,
+        *,
+        timeout_s: float = 600.0,
+        asker: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Send a prompt and wait for the reply of the turn it starts; the response's
         ``data["reply"]`` is the assistant's text. Waits up to ``timeout_s`` (plus a margin)."""
         old = self.timeout
@@ -273,7 +305,7 @@ class Client:
                 line = self._read_line()
             except DaemonError:
                 return  # the daemon stopped: the stream simply ends
-            event = json.loads(line)
+            event = fastjson.loads(line)
             if event.get("type") == "response" and event.get("error"):
                 raise DaemonError(str(event["error"]), event)
             yield event
@@ -286,7 +318,9 @@ class Client:
 # --- message builders (shared with the async client) --------------------------------------
 
 
-def ask_message(session: str, text: str, timeout_s: float, asker: Mapping[str, str] | None = None) -> dict[str, Any]:
+def ask_message(
+    session: str, text: str, timeout_s: float, asker: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """An ask; ``asker`` (default: this process's environment) lets the daemon refuse a session
     asking itself."""
     env = os.environ if asker is None else asker
@@ -302,7 +336,9 @@ def prompt_message(session: str, text: str) -> dict[str, Any]:
     return {"type": "prompt", "session_id": session, "text": text}
 
 
-def command_message(session: str, name: str, args: str | Sequence[str] | None = None) -> dict[str, Any]:
+def command_message(
+    session: str, name: str, args: str | Sequence[str] | None = None
+) -> dict[str, Any]:
     msg: dict[str, Any] = {"type": "command", "session_id": session, "name": name}
     text = args if isinstance(args, str) or args is None else " ".join(args)
     if text:

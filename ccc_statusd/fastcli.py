@@ -4,7 +4,9 @@
 programs call in tight loops (agents, Claude Code's hooks and statusLine), so they must start in
 about the time of a bare interpreter (issue 9: ≤ 2× ``python -I -c pass``). Loading typer/click,
 rich, trio, anyio, asyncio, pydantic or sqlite_utils costs 20–150 ms each, so this module imports
-none of them. The typer app (:mod:`ccc_statusd.cli`) stays the one definition of the CLI:
+none of them — nor ``json``, ``re``, ``typing``, ``pathlib`` or ``socket`` (~17 ms together,
+against a ~11 ms bare interpreter; a test lists what the send path may load). The typer app
+(:mod:`ccc_statusd.cli`) stays the one definition of the CLI:
 
 - this module recognises only the plain shapes of those five commands (``--socket`` before the
   command, ``--json``, ``--`` and positionals in the right number); anything else — ``-h``,
@@ -19,7 +21,6 @@ Exit codes (SPEC §6): 0 success, 1 the daemon or session answered with an error
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -68,6 +69,8 @@ def note(message: str) -> None:
 
 
 def print_json(obj: object) -> None:
+    import json  # only --json and eval results pay for it (fastjson does not indent)
+
     print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
@@ -84,7 +87,9 @@ def text_arg(value: str, what: str) -> str:
         try:
             value = sys.stdin.read()
         except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read the {what} from stdin ({exc}); pipe UTF-8 text in") from None
+            raise UsageError(
+                f"cannot read the {what} from stdin ({exc}); pipe UTF-8 text in"
+            ) from None
         value = value.rstrip("\r\n")
     if not value.strip():
         raise UsageError(f"the {what} is empty; pass it as an argument, or pipe it in with -")
@@ -105,7 +110,9 @@ def build_routed(kind: str, session: str, rest: list[str]) -> dict[str, object]:
     return msg
 
 
-def send_routed(socket_path: str | None, kind: str, session: str, rest: list[str], *, as_json: bool = False) -> int:
+def send_routed(
+    socket_path: str | None, kind: str, session: str, rest: list[str], *, as_json: bool = False
+) -> int:
     """Run ``ccc prompt|command|eval``; returns the exit code. Prints the session's answer
     (eval's result) on stdout, a queued notice on stderr, nothing else on success."""
     from .client import Client, ClientError
@@ -129,8 +136,14 @@ def send_routed(socket_path: str | None, kind: str, session: str, rest: list[str
             data = {}
         sid = reply.get("session_id") or session
         reason = data.get("reason") or "the session is not idle"
-        ident = f" (id {data['id']}; cancel with: ccc schedule cancel {data['id']})" if data.get("id") else ""
-        note(f"queued for session {sid}: {reason}; it will be delivered at its next idle moment{ident}")
+        ident = (
+            f" (id {data['id']}; cancel with: ccc schedule cancel {data['id']})"
+            if data.get("id")
+            else ""
+        )
+        note(
+            f"queued for session {sid}: {reason}; it will be delivered at its next idle moment{ident}"
+        )
     elif kind == "eval":
         result = reply.get("data")
         if isinstance(result, str):

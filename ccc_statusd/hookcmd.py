@@ -2,23 +2,27 @@
 
 Claude Code runs this (as ``sh -c``, whose parent is the Claude process) on every hook event,
 and a slow ``UserPromptSubmit`` hook delays the user's request by exactly its run time
-(measured), so this module is standard-library only (no trio, pydantic, typer, rich), never
-waits for the daemon's reply, prints nothing on stdout (Claude Code feeds hook stdout back into
-the conversation for some events) and always exits 0, with or without a daemon.
+(measured), so this module is standard-library only (no trio, pydantic, typer, rich — and, like
+the rest of the send path, no ``json``, ``re``, ``typing``, ``pathlib`` or ``socket``: see
+:mod:`ccc_statusd.client`), never waits for the daemon's reply, prints nothing on stdout
+(Claude Code feeds hook stdout back into the conversation for some events) and always exits 0,
+with or without a daemon.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
 import os
-import re
-import socket
 import sys
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, BinaryIO
 
-from .paths import Paths, resolve_cache_dir
+from . import fastjson
+from .client import SOCKET_NAME, default_cache_dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Any, BinaryIO
 
 # Hook payloads are small; a PostToolUse carrying a big tool output is the exception. We read
 # at most this much (Claude Code closes our stdin after writing, so we need not drain it).
@@ -30,8 +34,10 @@ TRIM_STRING_CHARS = 16 * 1024
 CONNECT_TIMEOUT_S = 0.1  # a local daemon accepts in microseconds; a wedged one is not waited on
 SEND_TIMEOUT_S = 0.25  # bounded time to hand the line to the kernel
 
-# The same rule as protocol.SAFE_ID_RE (not imported: protocol pulls in pydantic).
-_SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# protocol.SAFE_ID_RE (``^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$``) as string tests: protocol pulls
+# in pydantic, and ``re`` costs ~5 ms of start-up.
+SAFE_ID_MAX_CHARS = 128
+_SAFE_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _ENV_KEYS = (
     "CCC_INTERNAL_ID",
     "CLAUDE_PID",
@@ -43,8 +49,19 @@ _ENV_KEYS = (
 _SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ash", "busybox"})
 
 
+def is_safe_id(value: str) -> bool:
+    """``protocol.is_safe_id`` (an id the daemon accepts and that is safe in a file name)."""
+    return (
+        0 < len(value) <= SAFE_ID_MAX_CHARS
+        and value[0].isascii()
+        and value[0].isalnum()
+        and set(value) <= _SAFE_ID_CHARS
+        and ".." not in value
+    )
+
+
 def _safe_id(value: str | None) -> str | None:
-    if value and _SAFE_ID_RE.fullmatch(value) and ".." not in value:
+    if value and is_safe_id(value):
         return value
     return None
 
@@ -120,13 +137,15 @@ _SALVAGE_KEYS = ("session_id", "hook_event_name", "transcript_path", "cwd", "pro
 def _salvage(raw: bytes) -> dict[str, Any]:
     """The identifying string fields of a payload too big to read whole (found by pattern,
     since the JSON is cut); the daemon still learns the event and the session."""
+    import re  # only payloads over READ_LIMIT_BYTES come here
+
     out: dict[str, Any] = {}
     text = raw.decode("utf-8", "replace")
     for key in _SALVAGE_KEYS:
         m = re.search(rf'"{key}"\s*:\s*"((?:[^"\\]|\\.){{0,4096}})"', text)
         if m:
             try:
-                out[key] = json.loads('"' + m.group(1) + '"')
+                out[key] = fastjson.loads('"' + m.group(1) + '"')
             except ValueError:
                 continue
     if out:
@@ -135,10 +154,7 @@ def _salvage(raw: bytes) -> dict[str, Any]:
 
 
 def _encode(msg: dict[str, Any]) -> bytes:
-    return (
-        json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
-        + b"\n"
-    )
+    return fastjson.dumps(msg, ensure_ascii=False).encode("utf-8", "replace") + b"\n"
 
 
 def session_file(cache_dir: Path, internal_id: str) -> Path:
@@ -150,10 +166,14 @@ def session_file(cache_dir: Path, internal_id: str) -> Path:
     daemon restarts. The hook never creates the file, so sessions not under ``ccc run`` leave
     nothing behind.
     """
-    return cache_dir / f"run-{internal_id}.session"
+    return cache_dir / session_file_name(internal_id)
 
 
-def note_session_id(cache_dir: Path, payload: dict[str, Any], env: Mapping[str, str]) -> None:
+def session_file_name(internal_id: str) -> str:
+    return f"run-{internal_id}.session"
+
+
+def note_session_id(cache_dir: str, payload: dict[str, Any], env: Mapping[str, str]) -> None:
     if payload.get("hook_event_name") != "SessionStart":
         return
     internal_id = _safe_id(env.get("CCC_INTERNAL_ID"))
@@ -161,7 +181,8 @@ def note_session_id(cache_dir: Path, payload: dict[str, Any], env: Mapping[str, 
     if not internal_id or not isinstance(session_id, str) or not _safe_id(session_id):
         return
     try:
-        fd = os.open(session_file(cache_dir, internal_id), os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+        path = os.path.join(cache_dir, session_file_name(internal_id))  # no pathlib here
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
     except OSError:
         return  # not under `ccc run` (or it has exited)
     try:
@@ -170,7 +191,7 @@ def note_session_id(cache_dir: Path, payload: dict[str, Any], env: Mapping[str, 
         os.close(fd)
 
 
-def read_session_file(path: Path) -> str | None:
+def read_session_file(path: str | os.PathLike[str]) -> str | None:
     """The session id in a :func:`session_file`, or None (missing, empty, or not a plain id)."""
     try:
         with open(path, "rb") as f:
@@ -182,14 +203,14 @@ def read_session_file(path: Path) -> str | None:
 
 def send_line(socket_path: str, line: bytes) -> bool:
     """Hand one line to the daemon without waiting for its reply; False if it is not there."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(CONNECT_TIMEOUT_S)
         sock.connect(socket_path)
         sock.settimeout(SEND_TIMEOUT_S)
         sock.sendall(line)
         # Tell the daemon we will send nothing more; we close without reading its response.
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(_socket.SHUT_WR)
         return True
     except OSError:
         return False
@@ -209,15 +230,15 @@ def main(stdin: BinaryIO | None = None, env: Mapping[str, str] | None = None) ->
             payload = _salvage(raw)
         else:
             try:
-                payload = json.loads(raw)
+                payload = fastjson.loads(raw)
             except (ValueError, RecursionError):
                 return 0
         if not isinstance(payload, dict) or not payload:
             return 0
         line = build_message(payload, env)
-        paths = Paths(resolve_cache_dir(dict(env)))
-        note_session_id(paths.cache_dir, payload, env)
-        send_line(str(paths.socket), line)
+        cache_dir = default_cache_dir(dict(env))
+        note_session_id(cache_dir, payload, env)
+        send_line(os.path.join(cache_dir, SOCKET_NAME), line)
     except BaseException:  # noqa: BLE001 - a hook must never fail or print a traceback
         pass
     return 0

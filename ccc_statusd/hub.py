@@ -599,9 +599,10 @@ class Hub:
         for info in infos:
             record = self.cache_record(info)
             fingerprint = hash(repr(sorted((k, repr(v)) for k, v in record.items() if k != "updated_at")))
-            if self._cache_fingerprints.get(info.session_id) != fingerprint:
-                self._cache_fingerprints[info.session_id] = fingerprint  # type: ignore[index]
-                records.append((info.session_id, record))
+            sid = info.session_id or ""
+            if self._cache_fingerprints.get(sid) != fingerprint:
+                self._cache_fingerprints[sid] = fingerprint
+                records.append((sid, record))
         if records:
             await self.store.offload(self._write_caches, records)
         for info in infos:
@@ -678,7 +679,8 @@ def _context_figures(ctx: Any) -> dict[str, Any] | None:
     used = _num(ctx.get("used_percentage"))
     if used is None:
         return None
-    usage = ctx.get("current_usage") if isinstance(ctx.get("current_usage"), dict) else {}
+    raw_usage = ctx.get("current_usage")
+    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     remaining = _num(ctx.get("remaining_percentage"))
     return {
         "context_window_size": _int(ctx.get("context_window_size")) or 0,

@@ -3,8 +3,10 @@
 Claude Code runs this command at start-up and ~0.3 s after every turn, feeding one JSON object
 on stdin, and shows whatever we print (ANSI colours included) under the input box. A command
 that fails leaves a blank line; a slow one is never killed, it just keeps the old line on screen.
-So this module must start fast (stdlib only, nothing heavy at import), never hang, never print a
-traceback, always print exactly one line and exit 0.
+So this module must start fast (stdlib only, nothing heavy at import — like the rest of the send
+path, not even ``json``, ``re``, ``typing``, ``pathlib`` or ``socket``: see
+:mod:`ccc_statusd.client`), never hang, never print a traceback, always print exactly one line
+and exit 0.
 
 Theory of operation:
 1. read stdin, bounded (``MAX_STDIN_BYTES``); a TTY on stdin is not read (someone typed the
@@ -43,18 +45,20 @@ Example: ``ccc statusline --format '{cyan}{model}{reset} {ctx_pct}% ${cost} {bra
 
 from __future__ import annotations
 
+import _socket
 import io
-import json
 import os
-import re
-import socket
 import sys
 import time
-from collections.abc import Mapping
-from typing import IO, Any
 
-from ccc_statusd.hookcmd import parent_of
-from ccc_statusd.paths import resolve_cache_dir
+from ccc_statusd import fastjson
+from ccc_statusd.client import default_socket_path
+from ccc_statusd.hookcmd import is_safe_id, parent_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import IO, Any
 
 # Claude Code's payload is ~2 KiB; anything near this is not a statusLine payload. Same bound
 # as the daemon's line limit, so whatever we read can also be forwarded.
@@ -102,9 +106,9 @@ _COLOURS = {
     "cyan": "\x1b[36m",
     "reset": "\x1b[0m",
 }
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_SAFE_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+# C0 controls and DEL, deleted by str.translate (``re`` would cost ~5 ms of start-up).
+_CONTROL_CHARS = dict.fromkeys([*range(0x20), 0x7F])
+_CSI_PARAMS = frozenset("0123456789;")
 
 FIELD_NAMES = (
     "model",
@@ -163,7 +167,39 @@ def _human_tokens(n: float) -> str:
 
 def _clean(text: str, limit: int = 200) -> str:
     # Payload strings end up on the user's terminal: no escape sequences, no newlines.
-    return _CONTROL_RE.sub("", text)[:limit]
+    return text.translate(_CONTROL_CHARS)[:limit]
+
+
+def _escape_end(text: str, pos: int) -> int:
+    """The end of the SGR-style escape sequence (``ESC [ digits/; letter``) starting at ``pos``,
+    or -1 when none starts there."""
+    if not text.startswith("\x1b[", pos):
+        return -1
+    end = pos + 2
+    while end < len(text) and text[end] in _CSI_PARAMS:
+        end += 1
+    if end < len(text) and text[end].isascii() and text[end].isalpha():
+        return end + 1
+    return -1
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without its ``ESC [ digits/; letter`` escape sequences."""
+    if "\x1b" not in text:
+        return text
+    out: list[str] = []
+    kept = 0  # text[kept:] is not yet copied to out
+    esc = text.find("\x1b")
+    while esc >= 0:
+        end = _escape_end(text, esc)
+        if end < 0:
+            esc = text.find("\x1b", esc + 1)
+            continue
+        out.append(text[kept:esc])
+        kept = end
+        esc = text.find("\x1b", end)
+    out.append(text[kept:])
+    return "".join(out)
 
 
 def _context_used(payload: dict[str, Any]) -> tuple[int | None, float | None, float | None]:
@@ -268,7 +304,7 @@ def _cell_width(ch: str) -> int:
 
 def visible_width(text: str) -> int:
     """Terminal cells ``text`` occupies, ignoring ANSI escape sequences."""
-    return sum(_cell_width(ch) for ch in _ANSI_RE.sub("", text))
+    return sum(_cell_width(ch) for ch in strip_ansi(text))
 
 
 def truncate(text: str, columns: int) -> str:
@@ -281,11 +317,11 @@ def truncate(text: str, columns: int) -> str:
     pos = 0
     had_escape = False
     while pos < len(text):
-        m = _ANSI_RE.match(text, pos)
-        if m:
-            out.append(m.group())
+        end = _escape_end(text, pos)
+        if end >= 0:
+            out.append(text[pos:end])
             had_escape = True
-            pos = m.end()
+            pos = end
             continue
         w = _cell_width(text[pos])
         if used + w > columns - 1:
@@ -410,16 +446,9 @@ def read_git_branch(start: str) -> str | None:
     return None
 
 
-def _is_safe_id(value: str) -> bool:
-    # Mirrors protocol.is_safe_id without importing pydantic: an unsafe id would make the
-    # daemon reject the whole message.
-    return (
-        0 < len(value) <= 128
-        and value[0].isascii()
-        and value[0].isalnum()
-        and set(value) <= _SAFE_ID_CHARS
-        and ".." not in value
-    )
+# protocol.is_safe_id without importing pydantic: an unsafe id would make the daemon reject
+# the whole message.
+_is_safe_id = is_safe_id
 
 
 def build_message(payload: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -446,9 +475,9 @@ def exchange(
     """Send one line to the daemon and return its parsed reply, or None if it is not running,
     hung, or answered garbage. Connect, send and receive share one hard deadline."""
     end = time.monotonic() + deadline_s
-    sock: socket.socket | None = None
+    sock: _socket.socket | None = None
     try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(deadline_s)
         sock.connect(os.fspath(sock_path))
         remaining = end - time.monotonic()
@@ -469,7 +498,7 @@ def exchange(
             buf += chunk
             if len(buf) > MAX_REPLY_BYTES:
                 return None
-        reply = json.loads(bytes(buf).split(b"\n", 1)[0])
+        reply = fastjson.loads(bytes(buf).split(b"\n", 1)[0])
         return reply if isinstance(reply, dict) else None
     except (OSError, ValueError, RecursionError):
         return None
@@ -493,7 +522,7 @@ def _parse_payload(raw: bytes) -> dict[str, Any] | None:
     if not raw or len(raw) > MAX_STDIN_BYTES:
         return None
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = fastjson.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
@@ -597,10 +626,10 @@ def _ask_daemon(
 ) -> dict[str, Any] | None:
     try:
         # ASCII escapes: a lone surrogate from the payload stays valid JSON and valid UTF-8.
-        line = json.dumps(build_message(payload, env), separators=(",", ":"))
+        line = fastjson.dumps(build_message(payload, env))
     except (TypeError, ValueError, RecursionError):
         return None
-    sock_path = resolve_cache_dir(dict(env)) / "daemon.sock"
+    sock_path = default_socket_path(dict(env))
     reply = exchange(sock_path, line.encode("ascii") + b"\n", deadline_s)
     if reply is None or reply.get("type") != "response":
         return None

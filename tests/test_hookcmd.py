@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ccc_statusd import hookcmd
 
@@ -240,3 +243,17 @@ def test_session_start_tells_ccc_run_its_session_id(cache: Path) -> None:
     bad = {"session_id": "../../x", "hook_event_name": "SessionStart"}
     hookcmd.main(io.BytesIO(json.dumps(bad).encode()), env)
     assert path.read_text() == "sess-two"
+
+
+_REF_SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@given(
+    st.text(alphabet=st.sampled_from(list("aZ09_.-/ \n\x00é٣")), max_size=130)
+    | st.text(alphabet="ab.", min_size=126, max_size=130)
+)
+def test_is_safe_id_matches_protocol(value: str) -> None:
+    """The str-method check (no ``re`` on the hook path) is protocol.SAFE_ID_RE's rule."""
+    expected = bool(_REF_SAFE_ID_RE.fullmatch(value)) and ".." not in value
+    assert hookcmd.is_safe_id(value) == expected
+    assert hookcmd._safe_id(value) == (value if expected else None)

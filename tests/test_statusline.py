@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,9 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ccc_statusd import statusline
-from ccc_statusd.statusline import fields, main, parse_args, read_git_branch, render, visible_width
+from ccc_statusd.statusline import (
+    fields,
+    main,
+    parse_args,
+    read_git_branch,
+    render,
+    truncate,
+    visible_width,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("CCC_FIXTURES", REPO.parent / "shared" / "fixtures" / "claude-code"))
@@ -108,7 +119,7 @@ def test_render_colour() -> None:
     assert "\x1b[33m1 waiting\x1b[0m" in coloured
     plain = render(payload, {"others_waiting": 1}, columns=None, color=False, fmt=None)
     assert "\x1b" not in plain
-    assert statusline._ANSI_RE.sub("", coloured) == plain
+    assert statusline.strip_ansi(coloured) == plain
 
 
 @pytest.mark.parametrize("color", [False, True])
@@ -119,7 +130,7 @@ def test_render_fits_columns(columns: int, color: bool) -> None:
     full = render(payload, info, columns=None, color=color, fmt=None)
     line = render(payload, info, columns=columns, color=color, fmt=None)
     assert visible_width(line) <= columns < visible_width(full)
-    assert statusline._ANSI_RE.sub("", line).endswith("…")
+    assert statusline.strip_ansi(line).endswith("…")
     if color:
         assert line.endswith("\x1b[0m"), "a cut must not leave colour switched on"
 
@@ -473,3 +484,50 @@ def test_main_forwards_lone_surrogates_as_valid_json(short_dir: Path, daemon_fac
     data = b'{"session_id": "abc", "model": {"display_name": "x\\ud800y"}}'
     _run_main(data, _env(short_dir))
     assert daemon.requests[0]["data"]["model"]["display_name"] == "x\ud800y"
+
+
+# --- the string scanning that replaced `re` (issue 9: `re` costs ~5 ms of start-up) --------
+
+_REF_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_REF_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Characters that make escape sequences (and near misses) likely, plus wide and combining ones.
+_TEXT = st.text(
+    alphabet=st.sampled_from(list("\x1b[;0123456789mKAzé漢\u0301 ab\n\x7f\x00")), max_size=40
+)
+
+
+def _ref_truncate(text: str, columns: int) -> str:
+    """truncate() as it was written with ``re`` (the reference for the str-method version)."""
+    if columns <= 0 or visible_width(text) <= columns:
+        return text
+    out: list[str] = []
+    used = pos = 0
+    had_escape = False
+    while pos < len(text):
+        m = _REF_ANSI_RE.match(text, pos)
+        if m:
+            out.append(m.group())
+            had_escape = True
+            pos = m.end()
+            continue
+        w = statusline._cell_width(text[pos])
+        if used + w > columns - 1:
+            break
+        out.append(text[pos])
+        used += w
+        pos += 1
+    out.append("…")
+    if had_escape:
+        out.append("\x1b[0m")
+    return "".join(out)
+
+
+@given(_TEXT)
+def test_strip_ansi_and_clean_match_the_regexes(text: str) -> None:
+    assert statusline.strip_ansi(text) == _REF_ANSI_RE.sub("", text)
+    assert statusline._clean(text, 1000) == _REF_CONTROL_RE.sub("", text)
+
+
+@given(_TEXT, st.integers(min_value=-1, max_value=30))
+def test_truncate_matches_the_regex_version(text: str, columns: int) -> None:
+    assert truncate(text, columns) == _ref_truncate(text, columns)
