@@ -51,8 +51,12 @@ class AsyncClient:
     :meth:`aclose` closes.
     """
 
-    def __init__(self, socket_path: str | os.PathLike[str] | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self.socket_path = os.fspath(socket_path) if socket_path is not None else default_socket_path()
+    def __init__(
+        self, socket_path: str | os.PathLike[str] | None = None, timeout: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self.socket_path = (
+            os.fspath(socket_path) if socket_path is not None else default_socket_path()
+        )
         self.timeout = timeout
         self._stream: SocketStream | None = None
         self._reader: BufferedByteReceiveStream | None = None
@@ -75,7 +79,9 @@ class AsyncClient:
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
             raise not_running(self.socket_path) from None
         except OSError as exc:
-            raise not_running(self.socket_path, f"cannot connect to {display(self.socket_path)}: {exc.strerror}") from None
+            raise not_running(
+                self.socket_path, f"cannot connect to {display(self.socket_path)}: {exc.strerror}"
+            ) from None
         self._stream = stream
         self._reader = BufferedByteReceiveStream(stream)
 
@@ -89,7 +95,10 @@ class AsyncClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 
@@ -97,7 +106,12 @@ class AsyncClient:
         """Send one message and return the daemon's response (see ``Client.request``)."""
         msg = dict(message)
         msg.setdefault("request_id", f"{self._prefix}{next(self._ids)}")
-        line = json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
+        line = (
+            json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode(
+                "utf-8", "surrogatepass"
+            )
+            + b"\n"
+        )
         async with self._lock:
             await self.connect()
             assert self._stream is not None and self._reader is not None
@@ -119,7 +133,9 @@ class AsyncClient:
                 ) from None
             except anyio.DelimiterNotFound:
                 await self.aclose()
-                raise DaemonError(f"the daemon's reply is longer than {MAX_REPLY_BYTES} bytes; ask for less") from None
+                raise DaemonError(
+                    f"the daemon's reply is longer than {MAX_REPLY_BYTES} bytes; ask for less"
+                ) from None
             except BaseException:
                 # Cancelled from outside mid-request: the reply may still come and would be read
                 # as the next request's, so this connection is done.
@@ -138,7 +154,9 @@ class AsyncClient:
             ) from None
         if not isinstance(response, dict):
             await self.aclose()
-            raise DaemonError("the daemon sent a reply that is not a JSON object; upgrade ccc and ccc-statusd together")
+            raise DaemonError(
+                "the daemon sent a reply that is not a JSON object; upgrade ccc and ccc-statusd together"
+            )
         if check and response.get("error"):
             raise DaemonError(str(response["error"]), response)
         return response
@@ -147,7 +165,9 @@ class AsyncClient:
         """Send a prompt; returns the response (``status``: ``delivered`` or ``queued``)."""
         return await self.request(prompt_message(session, text))
 
-    async def command(self, session: str, name: str, args: str | Sequence[str] | None = None) -> dict[str, Any]:
+    async def command(
+        self, session: str, name: str, args: str | Sequence[str] | None = None
+    ) -> dict[str, Any]:
         """Send a slash command (leading ``/`` optional) with optional arguments."""
         return await self.request(command_message(session, name, args))
 

@@ -114,7 +114,10 @@ def root(
         ),
     ] = None,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     ctx.obj = _make_state(socket)
@@ -135,7 +138,9 @@ def _ask(state: State, name: str, **fields: Any) -> Any:
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-SessionArg = Annotated[str, typer.Argument(help="A session id or a unique prefix (at least 4 characters).")]
+SessionArg = Annotated[
+    str, typer.Argument(help="A session id or a unique prefix (at least 4 characters).")
+]
 
 
 @app.command(context_settings=_FREE_TEXT)
@@ -143,10 +148,14 @@ def prompt(
     ctx: typer.Context,
     session: SessionArg,
     text: Annotated[str, typer.Argument(help="The prompt; - reads it from stdin (lines kept).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")
+    ] = False,
 ) -> None:
     """Send a prompt to a session, typed as if by its user (queued if the session is busy)."""
-    raise typer.Exit(send_routed(_state(ctx).explicit_socket, "prompt", session, [text], as_json=as_json))
+    raise typer.Exit(
+        send_routed(_state(ctx).explicit_socket, "prompt", session, [text], as_json=as_json)
+    )
 
 
 @app.command(context_settings=_FREE_TEXT)
@@ -155,10 +164,16 @@ def command(
     session: SessionArg,
     name: Annotated[str, typer.Argument(help="The slash command, with or without the leading /.")],
     args: Annotated[list[str] | None, typer.Argument(help="The command's arguments.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")
+    ] = False,
 ) -> None:
     """Run a slash command in a session (e.g. ccc command abcd compact)."""
-    raise typer.Exit(send_routed(_state(ctx).explicit_socket, "command", session, [name, *(args or [])], as_json=as_json))
+    raise typer.Exit(
+        send_routed(
+            _state(ctx).explicit_socket, "command", session, [name, *(args or [])], as_json=as_json
+        )
+    )
 
 
 @app.command(name="eval", context_settings=_FREE_TEXT)
@@ -166,10 +181,14 @@ def eval_(
     ctx: typer.Context,
     session: SessionArg,
     code: Annotated[str, typer.Argument(help="JavaScript to evaluate; - reads it from stdin.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")
+    ] = False,
 ) -> None:
     """Evaluate JavaScript inside a session and print the result (daemon needs --allow-eval)."""
-    raise typer.Exit(send_routed(_state(ctx).explicit_socket, "eval", session, [code], as_json=as_json))
+    raise typer.Exit(
+        send_routed(_state(ctx).explicit_socket, "eval", session, [code], as_json=as_json)
+    )
 
 
 @app.command(context_settings=_FREE_TEXT)
@@ -177,7 +196,14 @@ def ask(
     ctx: typer.Context,
     session: SessionArg,
     text: Annotated[str, typer.Argument(help="The prompt; - reads it from stdin (lines kept).")],
-    timeout: Annotated[str, typer.Option("--timeout", metavar="DURATION", help="How long to wait for the reply (90s, 10m, 1h30m).")] = "10m",
+    timeout: Annotated[
+        str,
+        typer.Option(
+            "--timeout",
+            metavar="DURATION",
+            help="How long to wait for the reply (90s, 10m, 1h30m).",
+        ),
+    ] = "10m",
     as_json: JsonFlag = False,
 ) -> None:
     """Send a prompt, wait for the turn it starts to end, and print the assistant's reply."""
@@ -197,7 +223,9 @@ def ask(
         return
     answer = (reply.get("data") or {}).get("reply")
     if answer is None:
-        note(f"session {reply.get('session_id') or session} finished its turn but left no reply text")
+        note(
+            f"session {reply.get('session_id') or session} finished its turn but left no reply text"
+        )
     else:
         print(answer)
 
@@ -205,7 +233,9 @@ def ask(
 @app.command()
 def watch(
     ctx: typer.Context,
-    session: Annotated[str | None, typer.Argument(help="Only this session (id or unique prefix).")] = None,
+    session: Annotated[
+        str | None, typer.Argument(help="Only this session (id or unique prefix).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
 ) -> None:
     """Follow what happens to sessions, one line per event, until Ctrl-C or the daemon stops."""
@@ -216,7 +246,9 @@ def watch(
             for event in client.subscribe(session):
                 if event.get("type") != "event":
                     continue
-                print(json.dumps(event) if as_json else format_event(event, colour=colour), flush=True)
+                print(
+                    json.dumps(event) if as_json else format_event(event, colour=colour), flush=True
+                )
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_OK) from None
     except ClientError as exc:
@@ -235,11 +267,25 @@ def format_event(event: dict[str, Any], *, colour: bool = False) -> str:
     kind = event.get("event", "?")
     if kind == "state":
         state_name = str(event.get("state"))
-        shown = f"\x1b[{_EVENT_COLOURS[state_name]}m{state_name}\x1b[0m" if colour and state_name in _EVENT_COLOURS else state_name
-        what = f"is {shown}" + (f" ({event['error']})" if event.get("error") else "") + (f" after {event['hook']}" if event.get("hook") else "")
+        shown = (
+            f"\x1b[{_EVENT_COLOURS[state_name]}m{state_name}\x1b[0m"
+            if colour and state_name in _EVENT_COLOURS
+            else state_name
+        )
+        what = (
+            f"is {shown}"
+            + (f" ({event['error']})" if event.get("error") else "")
+            + (f" after {event['hook']}" if event.get("hook") else "")
+        )
     elif kind == "hook":
         payload = event.get("payload") or {}
-        detail = payload.get("tool_name") or payload.get("source") or payload.get("reason") or payload.get("notification_type") or ""
+        detail = (
+            payload.get("tool_name")
+            or payload.get("source")
+            or payload.get("reason")
+            or payload.get("notification_type")
+            or ""
+        )
         what = f"hook {event.get('hook')}" + (f" {detail}" if detail else "")
     elif kind == "delivered":
         what = f"{event.get('kind', 'prompt')} delivered: {event.get('text', '')}"
@@ -254,11 +300,17 @@ def format_event(event: dict[str, Any], *, colour: bool = False) -> str:
     elif kind == "context":
         what = f"context {event.get('used_percentage')}% used"
     elif kind == "associated":
-        what = "associated" + (f" (was {str(event['previous'])[:8]})" if event.get("previous") else "")
+        what = "associated" + (
+            f" (was {str(event['previous'])[:8]})" if event.get("previous") else ""
+        )
     elif kind in ("connected", "disconnected"):
         what = kind + (f" ({event['kind']})" if event.get("kind") else "")
     else:
-        extras = {k: v for k, v in event.items() if k not in ("type", "event", "time", "session_id", "key", "internal_id")}
+        extras = {
+            k: v
+            for k, v in event.items()
+            if k not in ("type", "event", "time", "session_id", "key", "internal_id")
+        }
         what = kind + (" " + json.dumps(extras, default=str) if extras else "")
     return f"{when} {sid:8} {what}"
 
@@ -272,8 +324,22 @@ def hook(ctx: typer.Context) -> None:
 @app.command(context_settings=_LENIENT)
 def statusline(
     ctx: typer.Context,
-    fmt: Annotated[str | None, typer.Option("--format", metavar="F", help="A template, e.g. '{model} {ctx_pct}% ${cost}' (see the README).")] = None,
-    wrap: Annotated[str | None, typer.Option("--wrap", metavar="CMD", help="Run CMD as the status line instead, forwarding the JSON to the daemon too.")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="F",
+            help="A template, e.g. '{model} {ctx_pct}% ${cost}' (see the README).",
+        ),
+    ] = None,
+    wrap: Annotated[
+        str | None,
+        typer.Option(
+            "--wrap",
+            metavar="CMD",
+            help="Run CMD as the status line instead, forwarding the JSON to the daemon too.",
+        ),
+    ] = None,
 ) -> None:
     """Claude Code's statusLine command: forward the JSON on stdin and print one status line."""
     raise typer.Exit(run_statusline(_state(ctx).explicit_socket, fmt, wrap))
@@ -304,7 +370,12 @@ def last_activity(rec: dict[str, Any]) -> float:
     transcript = rec.get("transcript")
     if not isinstance(transcript, dict):
         transcript = {}
-    for value in (rec.get("last_activity"), rec.get("last_seen"), transcript.get("last_ts_epoch"), rec.get("updated_at")):
+    for value in (
+        rec.get("last_activity"),
+        rec.get("last_seen"),
+        transcript.get("last_ts_epoch"),
+        rec.get("updated_at"),
+    ):
         if isinstance(value, int | float) and value > 0:
             return float(value)
     return 0.0
@@ -366,8 +437,12 @@ def session_row(rec: dict[str, Any], now: float) -> list[str]:
     ]
 
 
-def print_table(headers: list[str], rows: list[list[str]], colours: list[list[str | None]] | None = None) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+def print_table(
+    headers: list[str], rows: list[list[str]], colours: list[list[str | None]] | None = None
+) -> None:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for n, row in enumerate(rows):
         cells = []
@@ -390,7 +465,11 @@ def print_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -
             cols[1] = _STATE_COLOURS.get(row[1])
             if not rec.get("connected"):
                 cols[0] = "2"
-    print_table(["SESSION", "STATE", "MODEL", "CWD", "BRANCH", "CTX", "COST", "LAST ACTIVITY"], rows, colours)
+    print_table(
+        ["SESSION", "STATE", "MODEL", "CWD", "BRANCH", "CTX", "COST", "LAST ACTIVITY"],
+        rows,
+        colours,
+    )
 
 
 def open_store_readonly(db_path: Path) -> Any:
@@ -477,7 +556,14 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         scheduled = len(_db_rows(state.paths, "scheduled"))
         known = len(degraded_sessions(state.paths))
         if as_json:
-            print_json({"running": False, "sessions": known, "scheduled": scheduled, "paths": _paths_dict(state)})
+            print_json(
+                {
+                    "running": False,
+                    "sessions": known,
+                    "scheduled": scheduled,
+                    "paths": _paths_dict(state),
+                }
+            )
         else:
             print("ccc-statusd: not running")
             print(f"sessions:    {known} known")
@@ -491,7 +577,9 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         return
     by_state = data.get("sessions_by_state") or {}
     states = ", ".join(f"{n} {s}" for s, n in sorted(by_state.items()))
-    print(f"ccc-statusd: {data.get('version')}, pid {data.get('pid')}, up {ago(float(data.get('uptime_s') or 0))}")
+    print(
+        f"ccc-statusd: {data.get('version')}, pid {data.get('pid')}, up {ago(float(data.get('uptime_s') or 0))}"
+    )
     print(
         f"connections: {data.get('connections', 0)} ({data.get('session_clients', 0)} session clients, "
         f"{data.get('subscribers', 0)} subscribers)"
@@ -522,9 +610,23 @@ def _print_paths(paths: dict[str, str]) -> None:
 @app.command()
 def query(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="ping, status, list_sessions, active_sessions, active_connections, session_path, list_scheduled, reload_schedule.")],
-    session: Annotated[str | None, typer.Option("--session", metavar="ID", help="The session_id field (for session_path, list_scheduled).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Accepted for symmetry: the output is always JSON.")] = False,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="ping, status, list_sessions, active_sessions, active_connections, session_path, list_scheduled, reload_schedule."
+        ),
+    ],
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            metavar="ID",
+            help="The session_id field (for session_path, list_scheduled).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Accepted for symmetry: the output is always JSON.")
+    ] = False,
 ) -> None:
     """Send a raw query and print its data as JSON."""
     state = _state(ctx)
@@ -542,7 +644,9 @@ def path(ctx: typer.Context, session: SessionArg, as_json: JsonFlag = False) -> 
     sid: str = session
     try:
         with Client(state.socket) as client:
-            reply = client.request({"type": "query", "query": "session_path", "session_id": session})
+            reply = client.request(
+                {"type": "query", "query": "session_path", "session_id": session}
+            )
         found = reply.get("data")
         sid = reply.get("session_id") or session
     except DaemonNotRunning as exc:
@@ -700,7 +804,9 @@ def _reload_schedule(state: State) -> bool:
     except DaemonNotRunning:
         return False
     except ClientError as exc:
-        note(f"the schedule was saved but the daemon did not reload it ({exc}); it re-reads it within a minute")
+        note(
+            f"the schedule was saved but the daemon did not reload it ({exc}); it re-reads it within a minute"
+        )
         return True
 
 
@@ -709,17 +815,40 @@ def schedule_add(
     ctx: typer.Context,
     session: SessionArg,
     text: Annotated[str, typer.Argument(help="The prompt; - reads it from stdin.")],
-    in_: Annotated[str | None, typer.Option("--in", metavar="DURATION", help="Send after this long: 90s, 10m, 2h, 1h30m.")] = None,
-    at: Annotated[str | None, typer.Option("--at", metavar="TIME", help="Send at this time: 14:30 (next such time) or ISO 8601.")] = None,
-    when_idle: Annotated[bool, typer.Option("--when-idle", help="Send at the session's next idle moment (after --in/--at if given).")] = False,
-    after_limit_reset: Annotated[bool, typer.Option("--after-limit-reset", help="Send when the session's five-hour rate limit resets (plus a minute).")] = False,
+    in_: Annotated[
+        str | None,
+        typer.Option("--in", metavar="DURATION", help="Send after this long: 90s, 10m, 2h, 1h30m."),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", metavar="TIME", help="Send at this time: 14:30 (next such time) or ISO 8601."
+        ),
+    ] = None,
+    when_idle: Annotated[
+        bool,
+        typer.Option(
+            "--when-idle", help="Send at the session's next idle moment (after --in/--at if given)."
+        ),
+    ] = False,
+    after_limit_reset: Annotated[
+        bool,
+        typer.Option(
+            "--after-limit-reset",
+            help="Send when the session's five-hour rate limit resets (plus a minute).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Schedule a prompt (the default: ccc schedule SESSION TEXT --in 10m)."""
     from .fastcli import UsageError, text_arg
 
     state = _state(ctx)
-    timing = [flag for flag, given in (("--in", in_), ("--at", at), ("--after-limit-reset", after_limit_reset)) if given]
+    timing = [
+        flag
+        for flag, given in (("--in", in_), ("--at", at), ("--after-limit-reset", after_limit_reset))
+        if given
+    ]
     if len(timing) > 1:
         raise fail(f"give only one of {' and '.join(timing)}", EXIT_USAGE)
     if not timing and not when_idle:
@@ -754,9 +883,13 @@ def schedule_add(
     state.paths.ensure_dir()
     store = Store(state.paths.db)
     try:
-        row = store.add_scheduled(sid, message, int(send_at), trigger=trigger, sender="ccc schedule")
+        row = store.add_scheduled(
+            sid, message, int(send_at), trigger=trigger, sender="ccc schedule"
+        )
     except sqlite3.Error as exc:
-        raise fail(f"cannot write the schedule to {display(str(state.paths.db))} ({exc}); check the file and try again") from None
+        raise fail(
+            f"cannot write the schedule to {display(str(state.paths.db))} ({exc}); check the file and try again"
+        ) from None
     finally:
         store.close()
     running = _reload_schedule(state)
@@ -765,13 +898,18 @@ def schedule_add(
         return
     print(f"scheduled {row['id']} for session {sid[:8]} {_when(row['send_at'], trigger, now)}")
     if not running:
-        note("the daemon is not running; it will send this when it starts (start it with: ccc-statusd)")
+        note(
+            "the daemon is not running; it will send this when it starts (start it with: ccc-statusd)"
+        )
 
 
 @schedule_app.command("list")
 def schedule_list(
     ctx: typer.Context,
-    session: Annotated[str | None, typer.Option("--session", metavar="ID", help="Only this session's messages (full id).")] = None,
+    session: Annotated[
+        str | None,
+        typer.Option("--session", metavar="ID", help="Only this session's messages (full id)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List scheduled and queued prompts: when due, attempts, last error."""
@@ -825,12 +963,16 @@ def schedule_cancel(
         if not matches:
             raise fail(f"no scheduled message matches {id!r}; list them with: ccc schedule list")
         if len(matches) > 1:
-            raise fail(f"id prefix {id!r} is ambiguous: it matches {', '.join(sorted(matches))}; give more characters")
+            raise fail(
+                f"id prefix {id!r} is ambiguous: it matches {', '.join(sorted(matches))}; give more characters"
+            )
         deleted = store.delete_scheduled(matches[0])
     finally:
         store.close()
     if not deleted:
-        raise fail(f"scheduled message {matches[0]} was sent or cancelled meanwhile; nothing to cancel")
+        raise fail(
+            f"scheduled message {matches[0]} was sent or cancelled meanwhile; nothing to cancel"
+        )
     _reload_schedule(state)
     print(f"cancelled {matches[0]}")
 
@@ -841,9 +983,23 @@ def schedule_cancel(
 @app.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 def run(
     ctx: typer.Context,
-    command: Annotated[list[str] | None, typer.Argument(help="The command to run, after -- (default: claude).")] = None,
-    inject: Annotated[bool, typer.Option("--inject", help="Also load the in-process client into Claude Code (enables eval).")] = False,
-    log: Annotated[Path | None, typer.Option("--log", metavar="PATH", help="Write the session client's log here (never to the terminal).")] = None,
+    command: Annotated[
+        list[str] | None, typer.Argument(help="The command to run, after -- (default: claude).")
+    ] = None,
+    inject: Annotated[
+        bool,
+        typer.Option(
+            "--inject", help="Also load the in-process client into Claude Code (enables eval)."
+        ),
+    ] = False,
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            "--log",
+            metavar="PATH",
+            help="Write the session client's log here (never to the terminal).",
+        ),
+    ] = None,
 ) -> None:
     """Run Claude Code (or COMMAND) attached to the daemon, so it can receive prompts."""
     from .session import pty_host
@@ -854,13 +1010,29 @@ def run(
     )
 
 
-SettingsOpt = Annotated[Path | None, typer.Option("--settings", metavar="PATH", help="The settings.json to edit (default: $CLAUDE_CONFIG_DIR/settings.json or ~/.claude/settings.json).")]
-ProfileOpt = Annotated[Path | None, typer.Option("--profile", metavar="DIR", help="A Claude config dir whose settings.json to edit.")]
-DryRunOpt = Annotated[bool, typer.Option("--print", "--dry-run", help="Show the change as a diff; write nothing.")]
+SettingsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--settings",
+        metavar="PATH",
+        help="The settings.json to edit (default: $CLAUDE_CONFIG_DIR/settings.json or ~/.claude/settings.json).",
+    ),
+]
+ProfileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--profile", metavar="DIR", help="A Claude config dir whose settings.json to edit."
+    ),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--print", "--dry-run", help="Show the change as a diff; write nothing.")
+]
 
 
 @app.command()
-def install(settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False) -> None:
+def install(
+    settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False
+) -> None:
     """Add ccc's hooks and statusLine to a Claude Code settings.json (a backup is kept)."""
     from . import install as inst
 
@@ -869,11 +1041,18 @@ def install(settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: D
         result = inst.install(target, inst.find_ccc(), dry_run=dry_run)
     except inst.SettingsError as exc:
         raise fail(str(exc)) from None
-    _report_settings(result, dry_run, "added ccc's hooks and statusLine to", "already has ccc's hooks and statusLine")
+    _report_settings(
+        result,
+        dry_run,
+        "added ccc's hooks and statusLine to",
+        "already has ccc's hooks and statusLine",
+    )
 
 
 @app.command()
-def uninstall(settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False) -> None:
+def uninstall(
+    settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False
+) -> None:
     """Remove exactly what ccc install added to a Claude Code settings.json (a backup is kept)."""
     from . import install as inst
 
@@ -882,7 +1061,9 @@ def uninstall(settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run:
         result = inst.uninstall(target, dry_run=dry_run)
     except inst.SettingsError as exc:
         raise fail(str(exc)) from None
-    _report_settings(result, dry_run, "removed ccc's hooks and statusLine from", "has no ccc entries")
+    _report_settings(
+        result, dry_run, "removed ccc's hooks and statusLine from", "has no ccc entries"
+    )
 
 
 def _report_settings(result: Any, dry_run: bool, did: str, nothing: str) -> None:

@@ -33,13 +33,21 @@ TRANSCRIPT_TAIL_BYTES = 512 * 1024  # the last reply is near the end; never read
 async def ask(hub: Hub, msg: protocol.Ask, sender: Conn | None) -> dict[str, Any]:
     data = msg.data or {}
     timeout = data.get("timeout_s", DEFAULT_ASK_TIMEOUT_S)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 7 * 86400:
-        raise protocol.RemoteProtocolError('"timeout_s" must be a number of seconds between 0 and 604800')
+    if (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not 0 < timeout <= 7 * 86400
+    ):
+        raise protocol.RemoteProtocolError(
+            '"timeout_s" must be a number of seconds between 0 and 604800'
+        )
     sid = hub.resolve(msg.session_id)
     info = hub.registry.by_session_id(sid)
     asker_iid = msg.internal_id or data.get("internal_id")
     asker_sid = data.get("session_id")
-    if info is not None and ((asker_iid and asker_iid == info.key) or (asker_sid and asker_sid in info.all_ids)):
+    if info is not None and (
+        (asker_iid and asker_iid == info.key) or (asker_sid and asker_sid in info.all_ids)
+    ):
         raise RoutingError(
             f"session {sid} cannot ask itself: it would wait for the end of the very turn that "
             "is waiting; use ccc prompt to queue a prompt for later instead"
@@ -53,7 +61,9 @@ async def ask(hub: Hub, msg: protocol.Ask, sender: Conn | None) -> dict[str, Any
 
     hub.events.listeners.append(listener)
     try:
-        prompt = protocol.Prompt(type="prompt", session_id=sid, text=msg.text, request_id=msg.request_id)
+        prompt = protocol.Prompt(
+            type="prompt", session_id=sid, text=msg.text, request_id=msg.request_id
+        )
         routed = await hub.route(prompt, sender=sender)
         delivered = routed.get("status") == "delivered"
         queued_id = (routed.get("data") or {}).get("id") if not delivered else None
@@ -73,7 +83,11 @@ async def ask(hub: Hub, msg: protocol.Ask, sender: Conn | None) -> dict[str, Any
                 elif kind == "state" and event.get("state") == "ended":
                     raise RoutingError(
                         f"session {sid} ended before answering; "
-                        + ("the prompt was delivered" if delivered else f"the prompt is still queued (id {queued_id})")
+                        + (
+                            "the prompt was delivered"
+                            if delivered
+                            else f"the prompt is still queued (id {queued_id})"
+                        )
                     )
                 elif kind == "state" and event.get("state") == "failed" and delivered:
                     raise RoutingError(
@@ -121,7 +135,9 @@ def last_assistant_text(path: str) -> str | None:
         if isinstance(content, str):
             return content
         if isinstance(content, list):
-            texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+            texts = [
+                b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"
+            ]
             if any(isinstance(t, str) for t in texts):
                 return "\n".join(t for t in texts if isinstance(t, str))
     return None

@@ -131,7 +131,9 @@ def bind_unix_socket(path: str) -> socket.socket:
         pass
     else:
         if not stat.S_ISSOCK(st.st_mode):
-            raise OSError(errno.EEXIST, f"{path} exists and is not a socket; move it away and start again")
+            raise OSError(
+                errno.EEXIST, f"{path} exists and is not a socket; move it away and start again"
+            )
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -202,7 +204,9 @@ async def run_daemon(
         stack.callback(_unlink, paths.socket)
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(claimed.sock))
         try:
-            store = StoreWorker(await trio.to_thread.run_sync(Store, paths.db), inline=config.store_inline)
+            store = StoreWorker(
+                await trio.to_thread.run_sync(Store, paths.db), inline=config.store_inline
+            )
         except BaseException:
             await listener.aclose()
             raise
@@ -215,9 +219,7 @@ async def run_daemon(
 
             hub.loop_stats = LoopStats()
             trio.lowlevel.add_instrument(hub.loop_stats)
-        log.info(
-            "ccc-statusd %s listening on %s (pid %d)", __version__, paths.socket, os.getpid()
-        )
+        log.info("ccc-statusd %s listening on %s (pid %d)", __version__, paths.socket, os.getpid())
         try:
             async with trio.open_nursery() as nursery:
                 if handle_signals:
@@ -249,7 +251,9 @@ async def run_daemon(
             log.info("ccc-statusd stopped")
 
 
-async def _watch_signals(cancel_scope: trio.CancelScope, hub: Hub, *, task_status: trio.TaskStatus[None]) -> None:
+async def _watch_signals(
+    cancel_scope: trio.CancelScope, hub: Hub, *, task_status: trio.TaskStatus[None]
+) -> None:
     import trio
 
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -279,18 +283,82 @@ def build_parser() -> argparse.ArgumentParser:
         description="The ccc-statusd daemon (runs in the foreground; stop it with Ctrl-C or SIGTERM).",
     )
     p.add_argument("--version", action="version", version=f"ccc-statusd {__version__}")
-    p.add_argument("--cache-dir", type=Path, help="where the socket, database and caches live (default: $CCC_CACHE_DIR, $XDG_CACHE_HOME/ccc-status, ~/.cache/ccc-status)")
-    p.add_argument("--allow-eval", action="store_true", help="accept `eval` messages (off by default: it runs code inside Claude Code)")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)")
-    p.add_argument("--request-timeout", type=float, default=d.request_timeout_s, metavar="S", help=f"seconds to wait for a session to answer a routed message (default {d.request_timeout_s:g})")
-    p.add_argument("--max-line-bytes", type=int, default=d.max_line_bytes, metavar="N", help=f"longest accepted message line (default {d.max_line_bytes})")
-    p.add_argument("--max-connections", type=int, default=d.max_connections, metavar="N", help=f"simultaneous connections (default {d.max_connections})")
-    p.add_argument("--outbound-queue", type=int, default=d.outbound_queue, metavar="N", help=f"lines queued per connection before a slow reader is cut off (default {d.outbound_queue})")
-    p.add_argument("--reaper-interval", type=float, default=d.reaper_interval_s, metavar="S", help=f"how often stale connections are reaped (default {d.reaper_interval_s:g})")
-    p.add_argument("--stale-after", type=float, default=d.stale_after_s, metavar="S", help=f"close session clients silent this long (default {d.stale_after_s:g})")
-    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s, metavar="S", help=f"close other idle connections after this long (default {d.idle_timeout_s:g})")
-    p.add_argument("--config-dir", type=Path, action="append", default=[], metavar="DIR", help="an extra Claude config dir to watch (repeatable)")
-    p.add_argument("--no-watchers", action="store_true", help="do not watch transcripts, git or tmux")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where the socket, database and caches live (default: $CCC_CACHE_DIR, $XDG_CACHE_HOME/ccc-status, ~/.cache/ccc-status)",
+    )
+    p.add_argument(
+        "--allow-eval",
+        action="store_true",
+        help="accept `eval` messages (off by default: it runs code inside Claude Code)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity (default INFO)",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=d.request_timeout_s,
+        metavar="S",
+        help=f"seconds to wait for a session to answer a routed message (default {d.request_timeout_s:g})",
+    )
+    p.add_argument(
+        "--max-line-bytes",
+        type=int,
+        default=d.max_line_bytes,
+        metavar="N",
+        help=f"longest accepted message line (default {d.max_line_bytes})",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=d.max_connections,
+        metavar="N",
+        help=f"simultaneous connections (default {d.max_connections})",
+    )
+    p.add_argument(
+        "--outbound-queue",
+        type=int,
+        default=d.outbound_queue,
+        metavar="N",
+        help=f"lines queued per connection before a slow reader is cut off (default {d.outbound_queue})",
+    )
+    p.add_argument(
+        "--reaper-interval",
+        type=float,
+        default=d.reaper_interval_s,
+        metavar="S",
+        help=f"how often stale connections are reaped (default {d.reaper_interval_s:g})",
+    )
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=d.stale_after_s,
+        metavar="S",
+        help=f"close session clients silent this long (default {d.stale_after_s:g})",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=d.idle_timeout_s,
+        metavar="S",
+        help=f"close other idle connections after this long (default {d.idle_timeout_s:g})",
+    )
+    p.add_argument(
+        "--config-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="an extra Claude config dir to watch (repeatable)",
+    )
+    p.add_argument(
+        "--no-watchers", action="store_true", help="do not watch transcripts, git or tmux"
+    )
     return p
 
 
@@ -328,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config.paths.ensure_dir()
     except OSError as exc:
-        print(f"ccc-statusd: cannot create {config.paths.cache_dir}: {exc.strerror}; set CCC_CACHE_DIR to a writable dir", file=sys.stderr)
+        print(
+            f"ccc-statusd: cannot create {config.paths.cache_dir}: {exc.strerror}; set CCC_CACHE_DIR to a writable dir",
+            file=sys.stderr,
+        )
         return 1
     setup_logging(config.paths, config.log_level)
     raise_fd_limit(config.max_connections + 256)
@@ -338,7 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ccc-statusd: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"ccc-statusd: cannot bind {display(config.paths.socket)}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"ccc-statusd: cannot bind {display(config.paths.socket)}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     import trio
 

@@ -69,7 +69,9 @@ def _epoch(ts: Any) -> float | None:
         return None
 
 
-def _views(aggs: list[TranscriptAggregate]) -> list[tuple[TranscriptAggregate, dict[str, Any] | None]]:
+def _views(
+    aggs: list[TranscriptAggregate],
+) -> list[tuple[TranscriptAggregate, dict[str, Any] | None]]:
     return [(a, None if a.removed else transcript_view(a)) for a in aggs if a.session_id]
 
 
@@ -93,7 +95,26 @@ async def on_transcripts(hub: Hub, changed: list[TranscriptAggregate]) -> None:
                 hub.wake_scheduler(info.all_ids)
             hub.touch(info)
         else:
-            offline.append((sid, {"session_id": sid, **{k: view.get(k) for k in ("cwd", "git_branch", "model", "transcript_path", "claude_config_dir")}, "transcript": view, "connected": False}))
+            offline.append(
+                (
+                    sid,
+                    {
+                        "session_id": sid,
+                        **{
+                            k: view.get(k)
+                            for k in (
+                                "cwd",
+                                "git_branch",
+                                "model",
+                                "transcript_path",
+                                "claude_config_dir",
+                            )
+                        },
+                        "transcript": view,
+                        "connected": False,
+                    },
+                )
+            )
     if offline:
         await hub.store.offload(_write_offline_caches, hub, offline)
 
@@ -143,7 +164,9 @@ def on_pane(hub: Hub, session_id: str, alive: bool) -> None:
     hub.touch(info)
 
 
-async def run_watchers(hub: Hub, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+async def run_watchers(
+    hub: Hub, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> NoReturn:
     index = await hub.store.call(TranscriptIndex, hub.store.store.db)
     # What earlier runs indexed: a restart lists the whole history without re-reading it.
     for agg, view in await hub.store.call(lambda: _views(index.aggregates())):
@@ -162,10 +185,20 @@ async def run_watchers(hub: Hub, *, task_status: trio.TaskStatus[None] = trio.TA
             )
         )
         await nursery.start(
-            partial(run_git_watcher, lambda: session_cwds(hub), partial(on_branch, hub), interval_s=GIT_POLL_S)
+            partial(
+                run_git_watcher,
+                lambda: session_cwds(hub),
+                partial(on_branch, hub),
+                interval_s=GIT_POLL_S,
+            )
         )
         await nursery.start(
-            partial(run_tmux_watcher, lambda: session_panes(hub), partial(on_pane, hub), interval_s=TMUX_POLL_S)
+            partial(
+                run_tmux_watcher,
+                lambda: session_panes(hub),
+                partial(on_pane, hub),
+                interval_s=TMUX_POLL_S,
+            )
         )
         task_status.started()
         await trio.sleep_forever()

@@ -260,7 +260,9 @@ class Hub:
             return target
         return resolve_id(target, self.known_ids())
 
-    async def route(self, msg: Any, *, sender: Conn | None, allow_queue: bool = True) -> dict[str, Any]:
+    async def route(
+        self, msg: Any, *, sender: Conn | None, allow_queue: bool = True
+    ) -> dict[str, Any]:
         """Route a prompt/command/eval; the reply says delivered, queued, or what went wrong."""
         kind = msg.type
         rid = msg.request_id
@@ -273,7 +275,13 @@ class Hub:
         info = self.registry.by_session_id(sid)
         conn = self.server.clients.get(info.key) if (info and self.server) else None
         decision = decide(kind, info, sid, client_connected=conn is not None)
-        text = msg.text if kind == "prompt" else command_line(msg.name, msg.text) if kind == "command" else msg.code
+        text = (
+            msg.text
+            if kind == "prompt"
+            else command_line(msg.name, msg.text)
+            if kind == "command"
+            else msg.code
+        )
         if isinstance(decision, Queue):
             if not allow_queue:
                 raise NotIdle(decision.reason)
@@ -287,7 +295,9 @@ class Hub:
                 assert conn is not None
                 result = await self.deliver_to_client(conn, sid, msg)
             elif isinstance(decision, DeliverTmux):
-                result = await self._deliver_tmux(decision.pane, info.data.get("tmux_socket"), sid, msg)
+                result = await self._deliver_tmux(
+                    decision.pane, info.data.get("tmux_socket"), sid, msg
+                )
             else:  # pragma: no cover - exhaustive
                 raise AssertionError(decision)
         except BaseException as exc:
@@ -349,13 +359,17 @@ class Hub:
             raise RoutingError(f"session {sid} answered with an error: {result['error']}")
         return result
 
-    async def _deliver_tmux(self, pane: str, socket: str | None, sid: str, msg: Any) -> dict[str, Any]:
+    async def _deliver_tmux(
+        self, pane: str, socket: str | None, sid: str, msg: Any
+    ) -> dict[str, Any]:
         from .tmux_delivery import TmuxDeliveryError, deliver_command_to_pane, deliver_to_pane
 
         delay = self.config.tmux_enter_delay_s
         try:
             if msg.type == "command":
-                await deliver_command_to_pane(pane, msg.name.lstrip("/"), msg.text, enter_delay_s=delay, socket_name=socket)
+                await deliver_command_to_pane(
+                    pane, msg.name.lstrip("/"), msg.text, enter_delay_s=delay, socket_name=socket
+                )
             else:
                 await deliver_to_pane(pane, msg.text, enter_delay_s=delay, socket_name=socket)
         except TmuxDeliveryError as exc:
@@ -369,7 +383,13 @@ class Hub:
         self, sid: str, kind: str, text: str, reason: str, rid: str | None, sender: Conn | None
     ) -> dict[str, Any]:
         row = await self.store.run(
-            "add_scheduled", sid, text, int(self.wall()), kind=kind, trigger="idle", now=int(self.wall())
+            "add_scheduled",
+            sid,
+            text,
+            int(self.wall()),
+            kind=kind,
+            trigger="idle",
+            now=int(self.wall()),
         )
         self.scheduled_count += 1
         self.counters["queued"] += 1
@@ -405,7 +425,7 @@ class Hub:
         sid = payload.get("session_id")
         if not isinstance(event, str) or not isinstance(sid, str):
             raise RemoteProtocolError(
-                "hook data needs the \"session_id\" and \"hook_event_name\" strings Claude Code "
+                'hook data needs the "session_id" and "hook_event_name" strings Claude Code '
                 "sends; configure the hook command as: ccc hook"
             )
         if not protocol.is_safe_id(sid):
@@ -454,7 +474,11 @@ class Hub:
         if state is not None:
             error = None
             if state == FAILED:
-                error = _str(payload.get("error")) or _str(payload.get("error_type")) or "the turn failed"
+                error = (
+                    _str(payload.get("error"))
+                    or _str(payload.get("error_type"))
+                    or "the turn failed"
+                )
             if self.registry.set_state(info, state, now, error):
                 self.events.publish("state", info, state=state, error=error, hook=event)
             if state == IDLE:
@@ -469,7 +493,11 @@ class Hub:
         for entry in info.data.get("delivered", []):
             if not entry["submitted"] and entry["text"].strip() == prompt.strip():
                 entry["submitted"] = True
-                log.info("session %s submitted the delivered prompt %r", info.session_id, _preview(prompt))
+                log.info(
+                    "session %s submitted the delivered prompt %r",
+                    info.session_id,
+                    _preview(prompt),
+                )
                 self.touch(info)
                 self.events.publish("submitted", info, text=_preview(prompt))
                 return
@@ -480,7 +508,7 @@ class Hub:
         sid = payload.get("session_id")
         if not isinstance(sid, str) or not protocol.is_safe_id(sid):
             raise RemoteProtocolError(
-                "statusline data needs the \"session_id\" Claude Code sends; configure the "
+                'statusline data needs the "session_id" Claude Code sends; configure the '
                 "statusLine command as: ccc statusline"
             )
         info = self.registry.by_session_id(sid)
@@ -559,7 +587,10 @@ class Hub:
         return record
 
     async def run_metadata_flusher(
-        self, *, interval_s: float = FLUSH_INTERVAL_S, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        *,
+        interval_s: float = FLUSH_INTERVAL_S,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Persist changed sessions: DB rows in one transaction, then their cache files.
 
@@ -591,14 +622,23 @@ class Hub:
         rows = [self.session_row(i) for i in infos]
         for info in infos:
             for alias in info.aliases:
-                rows.append({"session_id": alias, "alias_of": info.session_id, "internal_id": info.internal_id, "claude_config_dir": info.claude_config_dir or ""})
+                rows.append(
+                    {
+                        "session_id": alias,
+                        "alias_of": info.session_id,
+                        "internal_id": info.internal_id,
+                        "claude_config_dir": info.claude_config_dir or "",
+                    }
+                )
         await self.store.run("upsert_sessions", rows, int(self.wall()))
         for info in infos:
             self.remembered_ids.update(info.all_ids)
         records = []
         for info in infos:
             record = self.cache_record(info)
-            fingerprint = hash(repr(sorted((k, repr(v)) for k, v in record.items() if k != "updated_at")))
+            fingerprint = hash(
+                repr(sorted((k, repr(v)) for k, v in record.items() if k != "updated_at"))
+            )
             sid = info.session_id or ""
             if self._cache_fingerprints.get(sid) != fingerprint:
                 self._cache_fingerprints[sid] = fingerprint

@@ -256,7 +256,7 @@ def validate(obj: dict[str, Any]) -> Message:
     kind = obj.get("type")
     if not isinstance(kind, str):
         raise RemoteProtocolError(
-            "message has no \"type\" string; add one of: " + ", ".join(MESSAGE_TYPES)
+            'message has no "type" string; add one of: ' + ", ".join(MESSAGE_TYPES)
         )
     if kind not in _EXAMPLES:
         raise RemoteProtocolError(

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from .server import Conn
 
 
-
 async def answer(hub: Hub, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
     name = msg.query
     rid = msg.request_id
@@ -50,14 +49,18 @@ async def answer(hub: Hub, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
         hub.wake_scheduler()
         return protocol.response(request_id=rid, data={"scheduled": hub.scheduled_count})
     if name == "list_scheduled":
-        return protocol.response(request_id=rid, data=await hub.store.run("scheduled", msg.session_id))
+        return protocol.response(
+            request_id=rid, data=await hub.store.run("scheduled", msg.session_id)
+        )
     if name == "subscribe":
         flt = msg.session_id
         if flt:
             flt = hub.resolve(flt)
         hub.events.subscribe(conn, flt)
         return protocol.response(request_id=rid, data={"subscribed": True, "session_id": flt})
-    raise RemoteProtocolError(f"unknown query {name[:40]!r}; use one of: " + ", ".join(protocol.QUERY_NAMES))
+    raise RemoteProtocolError(
+        f"unknown query {name[:40]!r}; use one of: " + ", ".join(protocol.QUERY_NAMES)
+    )
 
 
 def active_sessions(hub: Hub) -> list[dict[str, Any]]:
@@ -124,7 +127,10 @@ async def list_sessions(hub: Hub) -> list[dict[str, Any]]:
 def _activity_key(rec: dict[str, Any]) -> tuple[int, float]:
     last = rec.get("last_activity") or rec.get("last_seen") or 0
     agg = rec.get("transcript") or {}
-    return (1 if rec.get("connected") else 0, float(last or 0) or float(agg.get("last_ts_epoch") or 0))
+    return (
+        1 if rec.get("connected") else 0,
+        float(last or 0) or float(agg.get("last_ts_epoch") or 0),
+    )
 
 
 async def session_path(hub: Hub, sid: str) -> str | None:

@@ -17,16 +17,28 @@ from .server import Server
 log = logging.getLogger(__name__)
 
 
-def stale_connections(server: Server, now: float, stale_after_s: float, idle_timeout_s: float) -> list[tuple[int, str]]:
+def stale_connections(
+    server: Server, now: float, stale_after_s: float, idle_timeout_s: float
+) -> list[tuple[int, str]]:
     """Which connections to close now, and why (pure over the registry's timestamps)."""
     out = []
     for conn in server.conns.values():
         silent = now - conn.last_seen
         if conn.internal_id is not None:
             if silent > stale_after_s:
-                out.append((conn.id, f"no heartbeat for {silent:.0f} s (limit {stale_after_s:g} s); reconnect and register again"))
+                out.append(
+                    (
+                        conn.id,
+                        f"no heartbeat for {silent:.0f} s (limit {stale_after_s:g} s); reconnect and register again",
+                    )
+                )
         elif not conn.subscriber and not conn.in_request and silent > idle_timeout_s:
-            out.append((conn.id, f"connection idle for {silent:.0f} s (limit {idle_timeout_s:g} s); reconnect when you need the daemon"))
+            out.append(
+                (
+                    conn.id,
+                    f"connection idle for {silent:.0f} s (limit {idle_timeout_s:g} s); reconnect when you need the daemon",
+                )
+            )
     return out
 
 
@@ -41,8 +53,12 @@ async def run_reaper(
     task_status.started()
     while True:
         await trio.sleep(interval_s)
-        for conn_id, why in stale_connections(server, trio.current_time(), stale_after_s, idle_timeout_s):
+        for conn_id, why in stale_connections(
+            server, trio.current_time(), stale_after_s, idle_timeout_s
+        ):
             conn = server.conns.get(conn_id)
             if conn is not None:
-                log.info("closing connection %d (%s): %s", conn_id, conn.internal_id or conn.kind, why)
+                log.info(
+                    "closing connection %d (%s): %s", conn_id, conn.internal_id or conn.kind, why
+                )
                 conn.close(why)

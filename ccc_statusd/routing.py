@@ -29,9 +29,7 @@ def resolve_id(target: str, known: Iterable[str]) -> str:
         )
     matches = sorted(s for s in known_set if s.startswith(target))
     if not matches:
-        raise RoutingError(
-            f"no session matches {target!r}; list sessions with: ccc sessions"
-        )
+        raise RoutingError(f"no session matches {target!r}; list sessions with: ccc sessions")
     if len(matches) > 1:
         shown = ", ".join(matches[:10]) + (" …" if len(matches) > 10 else "")
         raise RoutingError(

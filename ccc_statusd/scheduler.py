@@ -55,7 +55,9 @@ class Scheduler:
                 if sid in ids:
                     del self.next_try[row_id]
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
         self.hub.wake_scheduler = self.wake
         task_status.started()
         while True:
@@ -114,14 +116,22 @@ class Scheduler:
             error = str(exc)
             await hub.store.run("record_attempt", row["id"], error, int(hub.wall()))
             attempts = int(row.get("attempts") or 0) + 1
-            hub.events.publish("scheduled_failed", info, id=row["id"], error=error, attempts=attempts)
-            log.info("scheduled message %s not delivered (attempt %d): %s", row["id"], attempts, error)
+            hub.events.publish(
+                "scheduled_failed", info, id=row["id"], error=error, attempts=attempts
+            )
+            log.info(
+                "scheduled message %s not delivered (attempt %d): %s", row["id"], attempts, error
+            )
             return min(self.retry_s * 2 ** min(attempts - 1, 10), self.max_retry_s)
         await hub.store.run("delete_scheduled", row["id"])
         hub.scheduled_count = max(0, hub.scheduled_count - 1)
         self.next_try.pop(row["id"], None)
         hub.events.publish(
-            "scheduled_fired", info, id=row["id"], trigger=row.get("trigger"), status=reply.get("status")
+            "scheduled_fired",
+            info,
+            id=row["id"],
+            trigger=row.get("trigger"),
+            status=reply.get("status"),
         )
         return None
 
@@ -132,9 +142,16 @@ def message_for_row(row: dict[str, Any]) -> protocol.Prompt | protocol.Command:
     text = row["message"]
     if row.get("kind") == "command":
         name, _, args = text.lstrip("/").partition(" ")
-        return protocol.Command(type="command", session_id=sid, name=name or "help", text=args or None)
+        return protocol.Command(
+            type="command", session_id=sid, name=name or "help", text=args or None
+        )
     return protocol.Prompt(type="prompt", session_id=sid, text=text)
 
 
-async def run_scheduler(hub: Hub, *, retry_s: float = 30.0, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+async def run_scheduler(
+    hub: Hub,
+    *,
+    retry_s: float = 30.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
     await Scheduler(hub, retry_s=retry_s).run(task_status=task_status)

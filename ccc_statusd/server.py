@@ -75,7 +75,9 @@ class Conn:
         "in_request",
     )
 
-    def __init__(self, stream: trio.SocketStream, queue_len: int, spawn: Callable[..., None]) -> None:
+    def __init__(
+        self, stream: trio.SocketStream, queue_len: int, spawn: Callable[..., None]
+    ) -> None:
         self.id = next(_conn_ids)
         self.stream = stream
         self.outq: deque[bytes] = deque()
@@ -191,7 +193,12 @@ class Server:
         self._uid = os.getuid()
         self._spawn: Callable[..., None] = _not_serving
 
-    async def serve(self, listener: trio.SocketListener, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+    async def serve(
+        self,
+        listener: trio.SocketListener,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> NoReturn:
         """Accept connections forever on a bound listener; each gets its own task."""
         async with trio.open_nursery() as conn_nursery:
             self._spawn = conn_nursery.start_soon
@@ -211,8 +218,13 @@ class Server:
     async def _run_connection(self, stream: trio.SocketStream) -> None:
         uid = peer_uid(stream.socket)  # type: ignore[arg-type]
         if uid is not None and uid != self._uid and uid != 0:
-            log.warning("refused a connection from uid %s (only uid %s may connect)", uid, self._uid)
-            await self._refuse(stream, f"permission denied: this daemon belongs to uid {self._uid}; start your own with: ccc-statusd")
+            log.warning(
+                "refused a connection from uid %s (only uid %s may connect)", uid, self._uid
+            )
+            await self._refuse(
+                stream,
+                f"permission denied: this daemon belongs to uid {self._uid}; start your own with: ccc-statusd",
+            )
             return
         if len(self.conns) >= self.config.max_connections:
             self.refused += 1
@@ -290,7 +302,9 @@ class Server:
         try:
             return await self.hub.handle_line(conn, line)
         except Exception:  # Cancelled is a BaseException: cancellation still propagates
-            log.exception("connection %d: internal error handling a %d-byte message", conn.id, len(line))
+            log.exception(
+                "connection %d: internal error handling a %d-byte message", conn.id, len(line)
+            )
             try:
                 rid = protocol.request_id_of(protocol.decode_object(line))
             except (protocol.RemoteProtocolError, RecursionError):

@@ -23,7 +23,14 @@ from typing import Any
 
 from .protocol import is_safe_id
 
-IDLE, BUSY, WAITING, FAILED, ENDED, UNKNOWN = "idle", "busy", "waiting", "failed", "ended", "unknown"
+IDLE, BUSY, WAITING, FAILED, ENDED, UNKNOWN = (
+    "idle",
+    "busy",
+    "waiting",
+    "failed",
+    "ended",
+    "unknown",
+)
 
 _HOOK_STATE = {
     "SessionStart": IDLE,
@@ -194,7 +201,9 @@ class SessionRegistry:
                     del self.session_to_internal[sid]
         return info
 
-    def set_state(self, info: SessionInfo, state: str, now: float, error: str | None = None) -> bool:
+    def set_state(
+        self, info: SessionInfo, state: str, now: float, error: str | None = None
+    ) -> bool:
         """Set the state; True when it changed (callers emit an event and persist then)."""
         changed = info.state != state or (state == FAILED and info.state_error != error)
         info.state = state
@@ -213,7 +222,9 @@ class SessionRegistry:
                 assert self.session_to_internal.get(sid) == key, f"{key}'s id {sid} not mapped"
 
 
-def hook_session_key(payload: dict[str, Any], env: dict[str, str], internal_id: str | None) -> str | None:
+def hook_session_key(
+    payload: dict[str, Any], env: dict[str, str], internal_id: str | None
+) -> str | None:
     """Which live session a hook belongs to: its client id, else its Claude process id."""
     iid = internal_id or env.get("CCC_INTERNAL_ID")
     if iid and is_safe_id(iid):

@@ -245,7 +245,9 @@ class Store:
                 cols = list(clean)
                 # One statement per row; first_seen is kept from the first insert.
                 updates = ", ".join(
-                    f"[{c}] = excluded.[{c}]" for c in cols if c not in ("session_id", "first_seen", "claude_config_dir")
+                    f"[{c}] = excluded.[{c}]"
+                    for c in cols
+                    if c not in ("session_id", "first_seen", "claude_config_dir")
                 )
                 # An unknown config dir ("", NOT NULL in the seed schema) never erases a known one.
                 updates += ", claude_config_dir = CASE WHEN excluded.claude_config_dir = '' THEN claude_config_dir ELSE excluded.claude_config_dir END"
@@ -283,7 +285,9 @@ class Store:
 
     # --- context window -----------------------------------------------------------------
 
-    def upsert_context_window(self, session_id: str, fig: dict[str, Any], now: int | None = None) -> None:
+    def upsert_context_window(
+        self, session_id: str, fig: dict[str, Any], now: int | None = None
+    ) -> None:
         row = {"session_id": session_id, "updated_at": now_s() if now is None else now}
         row.update({k: fig.get(k) for k in CONTEXT_COLUMNS})
         with write_transaction(self.db):

@@ -43,7 +43,9 @@ class StoreWorker:
     async def run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``Store.<method>(*args, **kwargs)`` off the event loop."""
         fn = getattr(self.store, method)
-        return await self.call(partial(fn, *args, **kwargs) if kwargs else fn, *args if not kwargs else ())
+        return await self.call(
+            partial(fn, *args, **kwargs) if kwargs else fn, *args if not kwargs else ()
+        )
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):

@@ -92,6 +92,10 @@ async def connect(paths: Paths) -> AsyncIterator[Any]:
 async def answer_routed(client: LineClient, result: dict[str, Any] | None = None) -> dict[str, Any]:
     """Act as a session client once: read one routed message and answer it."""
     msg = await client.recv()
-    reply = {"type": "response", "request_id": msg["request_id"], **(result or {"data": {"ok": True}})}
+    reply = {
+        "type": "response",
+        "request_id": msg["request_id"],
+        **(result or {"data": {"ok": True}}),
+    }
     await client.send(reply)
     return msg

@@ -102,7 +102,9 @@ class ThreadedDaemon:
         self.check_alive()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if self._thread.is_alive() and self._token is not None and self._cancel is not None:
                 trio.from_thread.run_sync(self._cancel.cancel, trio_token=self._token)
@@ -256,7 +258,9 @@ async def test_non_utf8(daemon: Hub, connect: Any, internal_errors: ErrorLog) ->
     await still_works(c, connect, internal_errors)
 
 
-async def test_line_over_the_limit_is_answered_then_closed(daemon: Hub, connect: Any, internal_errors: ErrorLog) -> None:
+async def test_line_over_the_limit_is_answered_then_closed(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog
+) -> None:
     c = await connect()
     # Exactly the limit is still a message (a padded ping), answered on a connection that stays.
     pad = SMALL_LINE_BYTES - len(b'{"type":"query","query":"ping","pad":""}')
@@ -274,7 +278,9 @@ async def test_line_over_the_limit_is_answered_then_closed(daemon: Hub, connect:
     assert internal_errors.messages() == []
 
 
-async def test_unterminated_flood_is_cut_off(daemon: Hub, connect: Any, internal_errors: ErrorLog) -> None:
+async def test_unterminated_flood_is_cut_off(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog
+) -> None:
     """A peer streaming bytes without a newline is stopped at the limit, not buffered forever."""
     c = await connect()
     with pytest.raises((trio.BrokenResourceError, trio.ClosedResourceError, OSError)):
@@ -293,7 +299,7 @@ async def test_unknown_type(daemon: Hub, connect: Any, internal_errors: ErrorLog
     assert "unknown message type 'launch_missiles'" in err
     reply = await c.request({"type": "query", "query": "no_such_query", "request_id": "q"})
     assert "unknown query" in reply["error"] and reply["request_id"] == "q"
-    assert "no \"type\"" in await bad_line(c, b'{"query":"ping"}\n')
+    assert 'no "type"' in await bad_line(c, b'{"query":"ping"}\n')
     await still_works(c, connect, internal_errors)
 
 
@@ -320,7 +326,9 @@ def _missing_id(case: Any) -> str:
 
 
 @pytest.mark.parametrize(("msg", "field"), MISSING, ids=[_missing_id(c) for c in MISSING])
-async def test_missing_fields(daemon: Hub, connect: Any, internal_errors: ErrorLog, msg: dict[str, Any], field: str) -> None:
+async def test_missing_fields(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog, msg: dict[str, Any], field: str
+) -> None:
     c = await connect()
     reply = await c.request({**msg, "request_id": "m1"})
     assert f'field "{field}" is required' in reply["error"]
@@ -339,19 +347,38 @@ WRONG_TYPES = [
     {"type": "query", "query": "ping", "timestamp": "yesterday"},
     {"type": "query", "query": "ping", "request_id": 7},
     {"type": "hook", "data": {"session_id": 5, "hook_event_name": "Stop"}},
-    {"type": "hook", "data": {"session_id": "abcd1234", "hook_event_name": "Stop"}, "env": {"A": 1}},
+    {
+        "type": "hook",
+        "data": {"session_id": "abcd1234", "hook_event_name": "Stop"},
+        "env": {"A": 1},
+    },
 ]
 
 
-@pytest.mark.parametrize("msg", WRONG_TYPES, ids=[f"{m['type']}-{i}" for i, m in enumerate(WRONG_TYPES)])
-async def test_wrong_field_types(daemon: Hub, connect: Any, internal_errors: ErrorLog, msg: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "msg", WRONG_TYPES, ids=[f"{m['type']}-{i}" for i, m in enumerate(WRONG_TYPES)]
+)
+async def test_wrong_field_types(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog, msg: dict[str, Any]
+) -> None:
     c = await connect()
     err = (await c.request(msg))["error"]
     assert "field" in err or "hook data needs" in err, err
     await still_works(c, connect, internal_errors)
 
 
-UNSAFE_IDS = ["../x", "a/b", "a\x00b", "a" * 1000, "..", ".hidden", "/etc/passwd", "x/../../y", "a\nb", ""]
+UNSAFE_IDS = [
+    "../x",
+    "a/b",
+    "a\x00b",
+    "a" * 1000,
+    "..",
+    ".hidden",
+    "/etc/passwd",
+    "x/../../y",
+    "a\nb",
+    "",
+]
 
 
 def _unsafe_messages(bad: str) -> list[dict[str, Any]]:
@@ -368,12 +395,31 @@ def _unsafe_messages(bad: str) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("bad", UNSAFE_IDS, ids=["dotdot-x", "slash", "nul", "1000", "dotdot", "hidden", "abs", "climb", "newline", "empty"])
-async def test_unsafe_session_id_never_becomes_a_path(daemon: Hub, connect: Any, internal_errors: ErrorLog, paths: Paths, bad: str) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    UNSAFE_IDS,
+    ids=[
+        "dotdot-x",
+        "slash",
+        "nul",
+        "1000",
+        "dotdot",
+        "hidden",
+        "abs",
+        "climb",
+        "newline",
+        "empty",
+    ],
+)
+async def test_unsafe_session_id_never_becomes_a_path(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog, paths: Paths, bad: str
+) -> None:
     outside = paths.cache_dir.parent
     before_outside = {p.name for p in outside.iterdir()}
     c = await connect()
-    assert (await c.request({"type": "register", "internal_id": "iid-safe", "session_id": "safe-0001"})).get("error") is None
+    assert (
+        await c.request({"type": "register", "internal_id": "iid-safe", "session_id": "safe-0001"})
+    ).get("error") is None
     for msg in _unsafe_messages(bad):
         reply = await c.request(msg)
         assert reply.get("error"), (msg, reply)
@@ -391,11 +437,19 @@ async def test_unsafe_session_id_never_becomes_a_path(daemon: Hub, connect: Any,
     await still_works(c, connect, internal_errors)
 
 
-async def test_deep_nesting(daemon: Hub, connect: Any, internal_errors: ErrorLog, config: DaemonConfig) -> None:
+async def test_deep_nesting(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog, config: DaemonConfig
+) -> None:
     config.max_line_bytes = 1024 * 1024  # room for really deep documents
     c = await connect()
     for opener, closer in ((b"[", b"]"), (b'{"a":', b"}")):
-        deep = b'{"type":"query","query":"ping","data":{"x":' + opener * 100_000 + b"1" + closer * 100_000 + b"}}\n"
+        deep = (
+            b'{"type":"query","query":"ping","data":{"x":'
+            + opener * 100_000
+            + b"1"
+            + closer * 100_000
+            + b"}}\n"
+        )
         assert "nested too deeply" in await bad_line(c, deep)
     # Deep but parseable, in a free-form field: just answered.
     ok = b'{"type":"query","query":"ping","data":{"x":' + b"[" * 500 + b"]" * 500 + b"}}\n"
@@ -403,46 +457,66 @@ async def test_deep_nesting(daemon: Hub, connect: Any, internal_errors: ErrorLog
     await still_works(c, connect, internal_errors)
 
 
-async def test_deep_response_data_from_a_session_client(daemon: Hub, connect: Any, internal_errors: ErrorLog, config: DaemonConfig) -> None:
+async def test_deep_response_data_from_a_session_client(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog, config: DaemonConfig
+) -> None:
     """A session client answering with a deeply nested ``data``: the sender still gets one reply."""
     config.max_line_bytes = 1024 * 1024
     session = await connect()
-    await session.request({"type": "register", "internal_id": "iid-deep", "session_id": "deep-0001"})
+    await session.request(
+        {"type": "register", "internal_id": "iid-deep", "session_id": "deep-0001"}
+    )
     sender = await connect()
     deep = '{"a":' * 900 + "1" + "}" * 900
     async with trio.open_nursery() as n:
 
         async def answer() -> None:
             msg = await session.recv()
-            await session.send(f'{{"type":"response","request_id":"{msg["request_id"]}","data":{deep}}}\n'.encode())
+            await session.send(
+                f'{{"type":"response","request_id":"{msg["request_id"]}","data":{deep}}}\n'.encode()
+            )
 
         n.start_soon(answer)
-        reply = await sender.request({"type": "prompt", "session_id": "deep-0001", "text": "x", "request_id": "d"})
+        reply = await sender.request(
+            {"type": "prompt", "session_id": "deep-0001", "text": "x", "request_id": "d"}
+        )
     assert reply["type"] == "response" and reply["request_id"] == "d"
     await still_works(sender, connect, internal_errors)
     assert (await session.request(PING))["data"] == "pong"
 
 
-async def test_huge_numbers(daemon: Hub, connect: Any, internal_errors: ErrorLog, config: DaemonConfig) -> None:
+async def test_huge_numbers(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog, config: DaemonConfig
+) -> None:
     config.max_line_bytes = 1024 * 1024  # room for 5000-digit numbers
     c = await connect()
     for raw in (b"1e400", b"-1e400", b"NaN", b"Infinity", b"9" * 4000, b"1e-400"):
         line = b'{"type":"query","query":"ping","timestamp":' + raw + b"}\n"
         assert (await c.request(line))["data"] == "pong", raw
-    assert "not valid JSON" in await bad_line(c, b'{"type":"query","query":"ping","timestamp":' + b"9" * 5000 + b"}\n")
+    assert "not valid JSON" in await bad_line(
+        c, b'{"type":"query","query":"ping","timestamp":' + b"9" * 5000 + b"}\n"
+    )
     # Numbers where ids belong are wrong types, not crashes.
     assert "field" in await bad_line(c, b'{"type":"prompt","session_id":1e400,"text":"x"}\n')
     await still_works(c, connect, internal_errors)
 
 
-async def test_huge_numbers_in_statusline_are_handled(daemon: Hub, connect: Any, internal_errors: ErrorLog) -> None:
+async def test_huge_numbers_in_statusline_are_handled(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog
+) -> None:
     c = await connect()
     for ctx in (
         b'{"used_percentage":5,"context_window_size":1e30}',
         b'{"used_percentage":NaN,"context_window_size":200000}',
-        b'{"used_percentage":5,"context_window_size":200000,"total_input_tokens":' + b"9" * 30 + b"}",
+        b'{"used_percentage":5,"context_window_size":200000,"total_input_tokens":'
+        + b"9" * 30
+        + b"}",
     ):
-        line = b'{"type":"statusline","data":{"session_id":"big-0001","context_window":' + ctx + b"}}\n"
+        line = (
+            b'{"type":"statusline","data":{"session_id":"big-0001","context_window":'
+            + ctx
+            + b"}}\n"
+        )
         reply = await c.request(line)
         assert "internal error" not in reply.get("error", ""), reply
     await still_works(c, connect, internal_errors)
@@ -462,7 +536,14 @@ def _register_with_pid_then_ping(pid: int) -> None:
     cfg = DaemonConfig(paths=Paths(d), enable_watchers=False)
     with ThreadedDaemon(cfg) as daemon:
         with BlockingClient(daemon.socket_path) as c:
-            reply = c.request({"type": "register", "internal_id": "iid-pid", "session_id": "pid-0001", "data": {"pid": pid}})
+            reply = c.request(
+                {
+                    "type": "register",
+                    "internal_id": "iid-pid",
+                    "session_id": "pid-0001",
+                    "data": {"pid": pid},
+                }
+            )
             assert reply.get("error") is None
         for _ in range(100):  # the flusher runs right after the register; give it a moment
             if daemon.crash is not None or (d / "pid-0001.json").exists():
@@ -474,21 +555,31 @@ def _register_with_pid_then_ping(pid: int) -> None:
         assert daemon.errors.messages() == []
 
 
-async def test_empty_lines_get_no_reply(daemon: Hub, connect: Any, internal_errors: ErrorLog) -> None:
+async def test_empty_lines_get_no_reply(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog
+) -> None:
     c = await connect()
     await c.send(b"\n\n   \n\t\n\r\n")
-    assert await c.request({**PING, "request_id": "first"}) == {"type": "response", "request_id": "first", "data": "pong"}
+    assert await c.request({**PING, "request_id": "first"}) == {
+        "type": "response",
+        "request_id": "first",
+        "data": "pong",
+    }
     await still_works(c, connect, internal_errors)
 
 
 async def test_crlf_line_endings(daemon: Hub, connect: Any, internal_errors: ErrorLog) -> None:
     c = await connect()
-    await c.send(b'{"type":"query","query":"ping","request_id":"1"}\r\n{"type":"query","query":"ping","request_id":"2"}\r\n')
+    await c.send(
+        b'{"type":"query","query":"ping","request_id":"1"}\r\n{"type":"query","query":"ping","request_id":"2"}\r\n'
+    )
     assert [(await c.recv())["request_id"] for _ in range(2)] == ["1", "2"]
     await still_works(c, connect, internal_errors)
 
 
-async def test_response_nobody_asked_for(daemon: Hub, connect: Any, internal_errors: ErrorLog) -> None:
+async def test_response_nobody_asked_for(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog
+) -> None:
     c = await connect()
     err = await bad_line(c, b'{"type":"response","request_id":"d999","data":{"ok":true}}\n')
     assert "unexpected response" in err and "d999" in err
@@ -502,15 +593,23 @@ async def test_response_nobody_asked_for(daemon: Hub, connect: Any, internal_err
             routed.append(await answer_routed(c))
 
         n.start_soon(serve)
-        assert (await sender.request({"type": "prompt", "session_id": "resp-0001", "text": "x"}))["status"] == "delivered"
-    err = await bad_line(c, protocol.encode_dict({"type": "response", "request_id": routed[0]["request_id"]}))
+        assert (await sender.request({"type": "prompt", "session_id": "resp-0001", "text": "x"}))[
+            "status"
+        ] == "delivered"
+    err = await bad_line(
+        c, protocol.encode_dict({"type": "response", "request_id": routed[0]["request_id"]})
+    )
     assert "unexpected response" in err
     await still_works(c, connect, internal_errors)
 
 
-async def test_a_bad_line_between_good_ones_keeps_order(daemon: Hub, connect: Any, internal_errors: ErrorLog) -> None:
+async def test_a_bad_line_between_good_ones_keeps_order(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog
+) -> None:
     c = await connect()
-    await c.send(b'{"type":"query","query":"ping","request_id":"a"}\n\xff\n{"type":"query","query":"ping","request_id":"b"}\n')
+    await c.send(
+        b'{"type":"query","query":"ping","request_id":"a"}\n\xff\n{"type":"query","query":"ping","request_id":"b"}\n'
+    )
     first, second, third = (await c.recv(), await c.recv(), await c.recv())
     assert first["request_id"] == "a" and "UTF-8" in second["error"] and third["request_id"] == "b"
     await still_works(c, connect, internal_errors)
@@ -577,12 +676,18 @@ def send_and_count(daemon: ThreadedDaemon, payload: bytes) -> None:
 lines_of_bytes = st.lists(
     st.binary(max_size=120)
     | st.sampled_from([b"", b"\r", b"{", b"}", b"[]", b"null", b"\xff", b'{"type":"query"}'])
-    | st.integers(min_value=FUZZ_LINE_BYTES - 2, max_value=FUZZ_LINE_BYTES + 2).map(lambda n: b"x" * n),
+    | st.integers(min_value=FUZZ_LINE_BYTES - 2, max_value=FUZZ_LINE_BYTES + 2).map(
+        lambda n: b"x" * n
+    ),
     max_size=6,
 ).map(b"\n".join)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(payload=st.binary(max_size=400) | lines_of_bytes)
 def test_arbitrary_bytes_never_crash_the_daemon(live: ThreadedDaemon, payload: bytes) -> None:
     send_and_count(live, payload)
@@ -590,18 +695,37 @@ def test_arbitrary_bytes_never_crash_the_daemon(live: ThreadedDaemon, payload: b
 
 
 FIELD_NAMES = [
-    "type", "internal_id", "session_id", "request_id", "timestamp", "claude_config_dir",
-    "transcript_path", "text", "name", "query", "code", "data", "error", "status",
+    "type",
+    "internal_id",
+    "session_id",
+    "request_id",
+    "timestamp",
+    "claude_config_dir",
+    "transcript_path",
+    "text",
+    "name",
+    "query",
+    "code",
+    "data",
+    "error",
+    "status",
 ]
 # Unbounded: numbers beyond SQLite's 64-bit INTEGER must be refused or ignored, never fatal.
 FUZZ_INT = st.integers()
 fuzz_scalars = (
-    st.none() | st.booleans() | FUZZ_INT | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30) | st.sampled_from(["abcd", "sess-0001", "iid-1", "../x", "ping", "status"])
+    st.none()
+    | st.booleans()
+    | FUZZ_INT
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["abcd", "sess-0001", "iid-1", "../x", "ping", "status"])
 )
 fuzz_values = st.recursive(
     fuzz_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 fuzz_objects = st.fixed_dictionaries(
@@ -615,9 +739,15 @@ fuzz_objects = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(objs=st.lists(fuzz_objects, min_size=1, max_size=4))
-def test_arbitrary_json_objects_get_exactly_one_reply_each(live: ThreadedDaemon, objs: list[dict[str, Any]]) -> None:
+def test_arbitrary_json_objects_get_exactly_one_reply_each(
+    live: ThreadedDaemon, objs: list[dict[str, Any]]
+) -> None:
     payload = b"".join(json.dumps(o, allow_nan=False).encode() + b"\n" for o in objs)
     send_and_count(live, payload.rstrip(b"\n"))
     live.check_alive()

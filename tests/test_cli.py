@@ -72,7 +72,9 @@ def start_daemon(cache_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
         if _ping(cache_dir / "daemon.sock"):
             return proc
         if proc.poll() is not None:
-            raise AssertionError(f"daemon exited early ({proc.returncode}); see {cache_dir}/daemon.log")
+            raise AssertionError(
+                f"daemon exited early ({proc.returncode}); see {cache_dir}/daemon.log"
+            )
         time.sleep(0.02)
     proc.kill()
     proc.wait()
@@ -124,7 +126,14 @@ class ScriptedSession:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(str(paths.socket))
         self.reader = self.sock.makefile("rb")
-        self._send({"type": "register", "internal_id": self.internal_id, "session_id": session_id, "data": data})
+        self._send(
+            {
+                "type": "register",
+                "internal_id": self.internal_id,
+                "session_id": session_id,
+                "data": data,
+            }
+        )
         reply = json.loads(self.reader.readline())
         assert not reply.get("error"), reply
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -178,10 +187,17 @@ def session(live: Paths) -> Iterator[ScriptedSession]:
 
 def invoke(paths: Paths, *args: str, input: str | None = None) -> Any:
     """The typer app in-process (CliRunner), pointed at ``paths``."""
-    return runner.invoke(cli.app, list(args), input=input, env={"CCC_CACHE_DIR": str(paths.cache_dir), "NO_COLOR": "1"})
+    return runner.invoke(
+        cli.app,
+        list(args),
+        input=input,
+        env={"CCC_CACHE_DIR": str(paths.cache_dir), "NO_COLOR": "1"},
+    )
 
 
-def run_ccc(paths: Paths, *args: str, input: str | None = None, argv0: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_ccc(
+    paths: Paths, *args: str, input: str | None = None, argv0: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``.venv/bin/ccc`` (or ``argv0``) as a subprocess, pointed at ``paths``."""
     env = {**os.environ, "CCC_CACHE_DIR": str(paths.cache_dir), "NO_COLOR": "1"}
     return subprocess.run(
@@ -192,7 +208,12 @@ def run_ccc(paths: Paths, *args: str, input: str | None = None, argv0: list[str]
 def spawn(paths: Paths, *args: str, argv0: list[str]) -> subprocess.Popen[str]:
     env = {**os.environ, "CCC_CACHE_DIR": str(paths.cache_dir), "NO_COLOR": "1"}
     return subprocess.Popen(
-        [*argv0, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [*argv0, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -204,7 +225,11 @@ def test_prompt_delivered_by_prefix_prints_nothing(live: Paths, session: Scripte
     assert result.exit_code == 0, result.output
     assert result.stdout == "" and result.stderr == ""
     msg = session.wait_for(1)[0]
-    assert msg["type"] == "prompt" and msg["text"] == "hello" and msg["session_id"] == session.session_id
+    assert (
+        msg["type"] == "prompt"
+        and msg["text"] == "hello"
+        and msg["session_id"] == session.session_id
+    )
 
 
 def test_prompt_reads_stdin_keeping_lines(live: Paths, session: ScriptedSession) -> None:
@@ -222,7 +247,9 @@ def test_prompt_text_that_looks_like_an_option(live: Paths, session: ScriptedSes
 
 
 def test_command_with_args_and_json(live: Paths, session: ScriptedSession) -> None:
-    result = invoke(live, "command", session.session_id, "/compact", "keep", "it", "short", "--json")
+    result = invoke(
+        live, "command", session.session_id, "/compact", "keep", "it", "short", "--json"
+    )
     assert result.exit_code == 0, result.output
     reply = json.loads(result.stdout)
     assert reply["status"] == "delivered" and reply["data"] == {"delivered_via": "scripted"}
@@ -249,7 +276,11 @@ def test_prefix_unknown_ambiguous_too_short(live: Paths) -> None:
     try:
         amb = invoke(live, "prompt", "ambi-", "x")
         assert amb.exit_code == 1
-        assert "ambiguous" in amb.stderr and "ambi-1111-aaaa" in amb.stderr and "ambi-2222-bbbb" in amb.stderr
+        assert (
+            "ambiguous" in amb.stderr
+            and "ambi-1111-aaaa" in amb.stderr
+            and "ambi-2222-bbbb" in amb.stderr
+        )
         unknown = invoke(live, "prompt", "zzzz-nothing", "x")
         assert unknown.exit_code == 1 and "no session matches 'zzzz-nothing'" in unknown.stderr
         short = invoke(live, "prompt", "am", "x")
@@ -263,11 +294,17 @@ def test_prefix_unknown_ambiguous_too_short(live: Paths) -> None:
 
 def test_queued_when_busy(live: Paths, session: ScriptedSession) -> None:
     with Client(live.socket) as c:
-        c.request({
-            "type": "hook",
-            "internal_id": session.internal_id,
-            "data": {"session_id": session.session_id, "hook_event_name": "UserPromptSubmit", "prompt": "work"},
-        })
+        c.request(
+            {
+                "type": "hook",
+                "internal_id": session.internal_id,
+                "data": {
+                    "session_id": session.session_id,
+                    "hook_event_name": "UserPromptSubmit",
+                    "prompt": "work",
+                },
+            }
+        )
     result = invoke(live, "prompt", session.session_id, "later please")
     assert result.exit_code == 0, result.output
     assert "queued for session" in result.stderr and "busy" in result.stderr
@@ -294,7 +331,11 @@ def _statusline(sid: str, **extra: Any) -> dict[str, Any]:
             "model": {"id": "claude-opus-5-5", "display_name": "Opus 5.5"},
             "workspace": {"current_dir": "/tmp/project"},
             "cost": {"total_cost_usd": 0.0569},
-            "context_window": {"used_percentage": 12, "remaining_percentage": 88, "context_window_size": 200000},
+            "context_window": {
+                "used_percentage": 12,
+                "remaining_percentage": 88,
+                "context_window_size": 200000,
+            },
             **extra,
         },
     }
@@ -332,11 +373,17 @@ def test_status_query_path(live: Paths, session: ScriptedSession) -> None:
     bad = invoke(live, "query", "no_such_query")
     assert bad.exit_code == 1 and "unknown query" in bad.stderr
     with Client(live.socket) as c:
-        c.request({
-            "type": "hook",
-            "internal_id": session.internal_id,
-            "data": {"session_id": session.session_id, "hook_event_name": "Stop", "transcript_path": "/tmp/t.jsonl"},
-        })
+        c.request(
+            {
+                "type": "hook",
+                "internal_id": session.internal_id,
+                "data": {
+                    "session_id": session.session_id,
+                    "hook_event_name": "Stop",
+                    "transcript_path": "/tmp/t.jsonl",
+                },
+            }
+        )
     p = invoke(live, "path", session.session_id[:6])
     assert p.exit_code == 0 and p.stdout == "/tmp/t.jsonl\n"
     pj = invoke(live, "path", session.session_id[:6], "--json")
@@ -379,10 +426,20 @@ def _seed_db(paths: Paths, *rows: dict[str, Any]) -> None:
 def test_degraded_sessions_and_path(down: Paths) -> None:
     _seed_db(
         down,
-        {"session_id": "deg-aaaa-1111", "claude_config_dir": "/x", "transcript_path": "/x/a.jsonl", "model": "Sonnet", "state": "idle"},
+        {
+            "session_id": "deg-aaaa-1111",
+            "claude_config_dir": "/x",
+            "transcript_path": "/x/a.jsonl",
+            "model": "Sonnet",
+            "state": "idle",
+        },
         {"session_id": "deg-bbbb-2222", "claude_config_dir": "/x", "state": "busy"},
     )
-    write_session_cache(down, "deg-cccc-3333", {"session_id": "deg-cccc-3333", "state": "idle", "cwd": "/tmp/c", "connected": True})
+    write_session_cache(
+        down,
+        "deg-cccc-3333",
+        {"session_id": "deg-cccc-3333", "state": "idle", "cwd": "/tmp/c", "connected": True},
+    )
     result = invoke(down, "sessions", "--json")
     assert result.exit_code == 0, result.output
     assert "daemon not running" in result.stderr and "last known state" in result.stderr
@@ -408,7 +465,13 @@ def test_degraded_sessions_and_path(down: Paths) -> None:
 def test_parse_duration_and_at() -> None:
     from datetime import datetime, timedelta
 
-    assert [cli.parse_duration(s) for s in ("90s", "10m", "2h", "1h30m", "1d")] == [90, 600, 7200, 5400, 86400]
+    assert [cli.parse_duration(s) for s in ("90s", "10m", "2h", "1h30m", "1d")] == [
+        90,
+        600,
+        7200,
+        5400,
+        86400,
+    ]
     for bad in ("", "10", "m", "1x", "-5m"):
         with pytest.raises(ValueError, match="is not a duration"):
             cli.parse_duration(bad)
@@ -428,10 +491,14 @@ def test_parse_duration_and_at() -> None:
 
 def test_schedule_add_list_cancel_with_daemon(live: Paths, session: ScriptedSession) -> None:
     before = time.time()
-    added = invoke(live, "schedule", session.session_id[:8], "in ten\nsecond line", "--in", "10m", "--json")
+    added = invoke(
+        live, "schedule", session.session_id[:8], "in ten\nsecond line", "--in", "10m", "--json"
+    )
     assert added.exit_code == 0, added.output
     row = json.loads(added.stdout)
-    assert row["session_id"] == session.session_id and row["trigger"] == "at" and row["daemon_running"]
+    assert (
+        row["session_id"] == session.session_id and row["trigger"] == "at" and row["daemon_running"]
+    )
     assert before + 600 - 2 <= row["send_at"] <= time.time() + 600
     human = invoke(live, "schedule", session.session_id, "at half past", "--at", "23:59")
     assert human.exit_code == 0 and human.stdout.startswith("scheduled ")
@@ -467,7 +534,12 @@ def test_schedule_after_limit_reset(live: Paths, session: ScriptedSession) -> No
     assert missing.exit_code == 1 and "no rate-limit reset time is known" in missing.stderr
     resets = int(time.time()) + 3600
     with Client(live.socket) as c:
-        c.request(_statusline(session.session_id, rate_limits={"five_hour": {"used_percentage": 100, "resets_at": resets}}))
+        c.request(
+            _statusline(
+                session.session_id,
+                rate_limits={"five_hour": {"used_percentage": 100, "resets_at": resets}},
+            )
+        )
     ok = invoke(live, "schedule", session.session_id, "go on", "--after-limit-reset", "--json")
     assert ok.exit_code == 0, ok.output
     row = json.loads(ok.stdout)
@@ -487,7 +559,9 @@ def test_schedule_cancel_ambiguous(down: Paths) -> None:
     ok = invoke(down, "schedule", "cancel", "abc2")
     assert ok.exit_code == 0 and ok.stdout == "cancelled abc222\n"
     listed = invoke(down, "schedule", "list")
-    assert "abc111" in listed.stdout and "abc222" not in listed.stdout and "overdue" in listed.stdout
+    assert (
+        "abc111" in listed.stdout and "abc222" not in listed.stdout and "overdue" in listed.stdout
+    )
 
 
 def test_schedule_with_daemon_down_then_picked_up(down: Paths) -> None:
@@ -514,7 +588,9 @@ def test_schedule_with_daemon_down_then_picked_up(down: Paths) -> None:
             assert got and got[0]["type"] == "prompt", down.log.read_text()
             assert got[0]["text"] == "hello from the past"
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and json.loads(run_ccc(down, "schedule", "list", "--json").stdout):
+            while time.monotonic() < deadline and json.loads(
+                run_ccc(down, "schedule", "list", "--json").stdout
+            ):
                 time.sleep(0.05)
             assert json.loads(run_ccc(down, "schedule", "list", "--json").stdout) == []
         finally:
@@ -571,7 +647,12 @@ def test_fastcli_matches_typer_app(live: Paths, session: ScriptedSession, down: 
     ]
     # Started all at once (2 × 11 interpreters; typer's start-up dominates), then compared.
     procs = [
-        (args, stdin, spawn(paths, *args, argv0=[PY, "-c", FAST]), spawn(paths, *args, argv0=[PY, "-m", "ccc_statusd.cli"]))
+        (
+            args,
+            stdin,
+            spawn(paths, *args, argv0=[PY, "-c", FAST]),
+            spawn(paths, *args, argv0=[PY, "-m", "ccc_statusd.cli"]),
+        )
         for paths, args, stdin in cases
     ]
     for args, stdin, fast_p, slow_p in procs:
@@ -588,13 +669,32 @@ def test_fastcli_falls_through_for_help_and_oddities(live: Paths) -> None:
     from ccc_statusd.fastcli import parse_fast
 
     assert parse_fast(["prompt", "abcd", "hi"]) == (None, "prompt", ["abcd", "hi"], False)
-    assert parse_fast(["--socket", "/s", "eval", "abcd", "x", "--json"]) == ("/s", "eval", ["abcd", "x"], True)
-    assert parse_fast(["--socket=/s", "command", "abcd", "clear", "--", "-x"]) == ("/s", "command", ["abcd", "clear", "-x"], False)
+    assert parse_fast(["--socket", "/s", "eval", "abcd", "x", "--json"]) == (
+        "/s",
+        "eval",
+        ["abcd", "x"],
+        True,
+    )
+    assert parse_fast(["--socket=/s", "command", "abcd", "clear", "--", "-x"]) == (
+        "/s",
+        "command",
+        ["abcd", "clear", "-x"],
+        False,
+    )
     assert parse_fast(["hook", "extra"]) == (None, "hook", ["extra"], False)
     for argv in (
-        [], ["--help"], ["prompt", "--help"], ["prompt", "abcd", "hi", "-h"], ["prompt", "abcd"],
-        ["prompt", "a", "b", "c"], ["prompt", "abcd", "-v"], ["sessions"], ["--socket"],
-        ["--verbose", "prompt", "a", "b"], ["hook", "--help"], ["statusline", "-h"],
+        [],
+        ["--help"],
+        ["prompt", "--help"],
+        ["prompt", "abcd", "hi", "-h"],
+        ["prompt", "abcd"],
+        ["prompt", "a", "b", "c"],
+        ["prompt", "abcd", "-v"],
+        ["sessions"],
+        ["--socket"],
+        ["--verbose", "prompt", "a", "b"],
+        ["hook", "--help"],
+        ["statusline", "-h"],
     ):
         assert parse_fast(argv) is None, argv
 
@@ -647,11 +747,15 @@ def test_blocking_client_not_running_and_timeout(down: Paths) -> None:
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_async_client_on_both_backends(live: Paths, session: ScriptedSession, down: Paths, backend: str) -> None:
+def test_async_client_on_both_backends(
+    live: Paths, session: ScriptedSession, down: Paths, backend: str
+) -> None:
     async def go() -> None:
         async with AsyncClient(live.socket) as c:
             assert await c.query("ping") == "pong"
-            assert (await c.prompt(session.session_id[:8], f"async {backend}"))["status"] == "delivered"
+            assert (await c.prompt(session.session_id[:8], f"async {backend}"))[
+                "status"
+            ] == "delivered"
             assert (await c.command(session.session_id, "clear"))["status"] == "delivered"
             assert (await c.eval(session.session_id, "x"))["data"] == "result of x"
             async with anyio.create_task_group() as tg:  # concurrent requests share the connection

@@ -17,7 +17,9 @@ from .test_session_flow import attach, send_hook
 SID = "6656f299-72c7-4382-8647-f94b8f7faaf3"
 
 
-async def play_turn(session: LineClient, hooks: LineClient, reply: str | None, *, iid: str = "iid-flow") -> dict:
+async def play_turn(
+    session: LineClient, hooks: LineClient, reply: str | None, *, iid: str = "iid-flow"
+) -> dict:
     """Be Claude Code for one turn: take the typed prompt, fire UserPromptSubmit, then Stop."""
     msg = await answer_routed(session)
     await send_hook(hooks, hook("UserPromptSubmit", SID, prompt=msg["text"]), iid)
@@ -35,7 +37,9 @@ async def test_ask_returns_the_turns_reply(daemon: Hub, connect) -> None:
     await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
     async with trio.open_nursery() as n:
         n.start_soon(play_turn, session, hooks, "ECHO: what is 2+2")
-        reply = await asker.request({"type": "ask", "session_id": SID[:8], "text": "what is 2+2", "request_id": "q"})
+        reply = await asker.request(
+            {"type": "ask", "session_id": SID[:8], "text": "what is 2+2", "request_id": "q"}
+        )
     assert reply["status"] == "answered" and reply["data"]["reply"] == "ECHO: what is 2+2"
     assert reply["request_id"] == "q"
     listed = (await asker.request({"type": "query", "query": "list_sessions"}))["data"]
@@ -46,12 +50,20 @@ async def test_ask_returns_the_turns_reply(daemon: Hub, connect) -> None:
 async def test_ask_falls_back_to_the_transcript(daemon: Hub, connect, cache_dir) -> None:
     transcript = cache_dir / "t.jsonl"
     transcript.write_text(
-        json.dumps({"type": "assistant", "message": {"content": [{"type": "text", "text": "from the transcript"}]}}) + "\n"
+        json.dumps(
+            {
+                "type": "assistant",
+                "message": {"content": [{"type": "text", "text": "from the transcript"}]},
+            }
+        )
+        + "\n"
     )
     session = await attach(connect)
     hooks = await connect()
     asker = await connect()
-    await send_hook(hooks, hook("SessionStart-startup", SID, transcript_path=str(transcript)), "iid-flow")
+    await send_hook(
+        hooks, hook("SessionStart-startup", SID, transcript_path=str(transcript)), "iid-flow"
+    )
 
     async def turn() -> None:
         msg = await answer_routed(session)
@@ -81,7 +93,9 @@ async def test_two_asks_are_answered_in_order(daemon: Hub, connect) -> None:
             msg = await answer_routed(session)
             await send_hook(hooks, hook("UserPromptSubmit", SID, prompt=msg["text"]), "iid-flow")
             await trio.sleep(0.05)
-            await send_hook(hooks, hook("Stop", SID, last_assistant_message=f"re: {msg['text']}"), "iid-flow")
+            await send_hook(
+                hooks, hook("Stop", SID, last_assistant_message=f"re: {msg['text']}"), "iid-flow"
+            )
 
     async with trio.open_nursery() as n:
         n.start_soon(claude)
@@ -97,11 +111,15 @@ async def test_ask_errors_end_timeout_self(daemon: Hub, connect) -> None:
     hooks = await connect()
     asker = await connect()
     await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
-    mine = await asker.request({"type": "ask", "session_id": SID, "text": "x", "data": {"internal_id": "iid-flow"}})
+    mine = await asker.request(
+        {"type": "ask", "session_id": SID, "text": "x", "data": {"internal_id": "iid-flow"}}
+    )
     assert "cannot ask itself" in mine["error"]
     async with trio.open_nursery() as n:
         n.start_soon(answer_routed, session)
-        slow = await asker.request({"type": "ask", "session_id": SID, "text": "x", "data": {"timeout_s": 0.3}})
+        slow = await asker.request(
+            {"type": "ask", "session_id": SID, "text": "x", "data": {"timeout_s": 0.3}}
+        )
     assert "no reply" in slow["error"] and "was delivered" in slow["error"]
     await send_hook(hooks, hook("Stop", SID), "iid-flow")
 
@@ -162,7 +180,7 @@ async def test_ccc_watch_prints_the_turn(daemon: Hub, connect, paths) -> None:
     )
     try:
         with trio.fail_after(20):
-            while not daemon.events.subscribers:
+            while not daemon.events.subscribers:  # noqa: ASYNC110 (a subprocess subscribes)
                 await trio.sleep(0.05)
             await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
             async with trio.open_nursery() as n:

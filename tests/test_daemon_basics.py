@@ -36,7 +36,12 @@ async def test_files_and_modes(daemon: Hub, paths: Paths) -> None:
 async def test_route_prompt_to_session_client(daemon: Hub, connect) -> None:
     session = await connect()
     reply = await session.request(
-        {"type": "register", "internal_id": "iid-1", "session_id": "abcdef12-0000", "request_id": "r"}
+        {
+            "type": "register",
+            "internal_id": "iid-1",
+            "session_id": "abcdef12-0000",
+            "request_id": "r",
+        }
     )
     assert reply.get("error") is None
     sender = await connect()
@@ -68,7 +73,14 @@ async def test_command_and_eval_gate(daemon: Hub, connect) -> None:
             got.append(await answer_routed(session))
 
         n.start_soon(serve)
-        reply = await sender.request({"type": "command", "session_id": "sess-cmd-1", "name": "/compact", "text": "keep it short"})
+        reply = await sender.request(
+            {
+                "type": "command",
+                "session_id": "sess-cmd-1",
+                "name": "/compact",
+                "text": "keep it short",
+            }
+        )
     assert reply["status"] == "delivered"
     assert got[0]["name"] == "compact" and got[0]["text"] == "keep it short"
     reply = await sender.request({"type": "eval", "session_id": "sess-cmd-1", "code": "1+1"})
@@ -92,6 +104,7 @@ async def test_routing_errors_are_distinct(daemon: Hub, connect) -> None:
     assert "did not answer within" in to["error"]
     # Gone mid-request: a disconnects while the sender waits.
     async with trio.open_nursery() as n:
+
         async def vanish() -> None:
             await a.recv()
             await a.aclose()

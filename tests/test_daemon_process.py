@@ -100,7 +100,9 @@ def test_non_socket_file_is_not_deleted(paths: Paths) -> None:
     paths.ensure_dir()
     paths.socket.write_text("precious")
     result = subprocess.run(
-        [*DAEMON, "--cache-dir", str(paths.cache_dir), "--no-watchers"], capture_output=True, timeout=10
+        [*DAEMON, "--cache-dir", str(paths.cache_dir), "--no-watchers"],
+        capture_output=True,
+        timeout=10,
     )
     assert result.returncode != 0
     assert paths.socket.read_text() == "precious"
@@ -141,9 +143,17 @@ def test_scheduled_message_survives_kill_9_and_is_delivered_after_restart(paths:
     # The session must be known for the CLI to resolve it: a client registers once, then leaves.
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(paths.socket))
-        s.sendall(json.dumps({"type": "register", "internal_id": "iid-k9", "session_id": sid}).encode() + b"\n")
+        s.sendall(
+            json.dumps({"type": "register", "internal_id": "iid-k9", "session_id": sid}).encode()
+            + b"\n"
+        )
         s.makefile().readline()
-    out = subprocess.run([*cli, "schedule", sid, "after the crash", "--in", "2s"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [*cli, "schedule", sid, "after the crash", "--in", "2s"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     proc.kill()  # before it is due
     proc.communicate(timeout=10)
@@ -153,20 +163,36 @@ def test_scheduled_message_survives_kill_9_and_is_delivered_after_restart(paths:
             s.settimeout(15)
             s.connect(str(paths.socket))
             f = s.makefile("rwb")
-            f.write(json.dumps({"type": "register", "internal_id": "iid-k9", "session_id": sid, "request_id": "r"}).encode() + b"\n")
+            f.write(
+                json.dumps(
+                    {
+                        "type": "register",
+                        "internal_id": "iid-k9",
+                        "session_id": sid,
+                        "request_id": "r",
+                    }
+                ).encode()
+                + b"\n"
+            )
             f.flush()
             while True:
                 msg = json.loads(f.readline())
                 if msg.get("type") == "prompt":
                     break
             assert msg["text"] == "after the crash"
-            f.write(json.dumps({"type": "response", "request_id": msg["request_id"]}).encode() + b"\n")
+            f.write(
+                json.dumps({"type": "response", "request_id": msg["request_id"]}).encode() + b"\n"
+            )
             f.flush()
-        listed = subprocess.run([*cli, "schedule", "list", "--json"], capture_output=True, text=True, timeout=30)
+        listed = subprocess.run(
+            [*cli, "schedule", "list", "--json"], capture_output=True, text=True, timeout=30
+        )
         deadline = time.monotonic() + 10
         while json.loads(listed.stdout) and time.monotonic() < deadline:
             time.sleep(0.1)
-            listed = subprocess.run([*cli, "schedule", "list", "--json"], capture_output=True, text=True, timeout=30)
+            listed = subprocess.run(
+                [*cli, "schedule", "list", "--json"], capture_output=True, text=True, timeout=30
+            )
         assert json.loads(listed.stdout) == []  # deleted only after the acknowledgement
     finally:
         stop(again)

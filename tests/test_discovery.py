@@ -26,8 +26,8 @@ def claude_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-async def wait_for(pred, timeout: float = 10.0):
-    with trio.fail_after(timeout):
+async def wait_for(pred, limit_s: float = 10.0):
+    with trio.fail_after(limit_s):
         while True:
             value = await pred()
             if value:
@@ -35,7 +35,9 @@ async def wait_for(pred, timeout: float = 10.0):
             await trio.sleep(0.05)
 
 
-async def test_transcript_appends_show_in_list_sessions(nursery, paths, claude_dir, connect) -> None:
+async def test_transcript_appends_show_in_list_sessions(
+    nursery, paths, claude_dir, connect
+) -> None:
     src = next((FIXTURES / "v2.1.331").glob("transcript-1-*.jsonl"), None)
     if src is None:
         pytest.skip("transcript fixture missing")
@@ -61,11 +63,16 @@ async def test_transcript_appends_show_in_list_sessions(nursery, paths, claude_d
     async def grown():
         rec = await listed()
         t = rec["transcript"]
-        return rec if t["user_messages"] + t["assistant_messages"] > before and t["malformed_lines"] == 1 else None
+        return (
+            rec
+            if t["user_messages"] + t["assistant_messages"] > before and t["malformed_lines"] == 1
+            else None
+        )
 
     rec = await wait_for(grown)
     assert rec["model"] == "claude-opus-5-5" and rec["cwd"] == "/home/user/project"
     assert rec["git_branch"] == "main"
+
     async def cached():
         data = json.loads(paths.session_cache(SID).read_text())
         return data["transcript"]["user_messages"] == rec["transcript"]["user_messages"]

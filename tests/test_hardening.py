@@ -100,19 +100,66 @@ TEMPLATES: list[dict[str, Any]] = [
     {"type": "query", "query": "status"},
     {"type": "query", "query": "active_sessions"},
     {"type": "query", "query": "session_path", "session_id": "fuzz-target"},
-    {"type": "register", "internal_id": "fuzz-iid", "session_id": "fuzz-target", "data": {"kind": "pty", "cwd": "/tmp"}},
+    {
+        "type": "register",
+        "internal_id": "fuzz-iid",
+        "session_id": "fuzz-target",
+        "data": {"kind": "pty", "cwd": "/tmp"},
+    },
     {"type": "associate", "internal_id": "fuzz-iid", "session_id": "fuzz-other"},
     {"type": "heartbeat", "internal_id": "fuzz-iid", "data": {"cwd": "/tmp"}},
     {"type": "prompt", "session_id": "fuzz-target", "text": "hello\nthere", "request_id": "p"},
     {"type": "command", "session_id": "fuzz", "name": "/compact", "text": "short"},
     {"type": "eval", "session_id": "fuzz-target", "code": "1+1"},
-    {"type": "hook", "data": {"session_id": "fuzz-hook", "hook_event_name": "SessionStart", "cwd": "/tmp"}},
-    {"type": "hook", "data": {"session_id": "fuzz-hook", "hook_event_name": "Notification", "notification_type": "permission_prompt"}},
-    {"type": "statusline", "data": {"session_id": "fuzz-hook", "model": {"display_name": "Opus"}, "cost": {"total_cost_usd": 0.5}}},
+    {
+        "type": "hook",
+        "data": {"session_id": "fuzz-hook", "hook_event_name": "SessionStart", "cwd": "/tmp"},
+    },
+    {
+        "type": "hook",
+        "data": {
+            "session_id": "fuzz-hook",
+            "hook_event_name": "Notification",
+            "notification_type": "permission_prompt",
+        },
+    },
+    {
+        "type": "statusline",
+        "data": {
+            "session_id": "fuzz-hook",
+            "model": {"display_name": "Opus"},
+            "cost": {"total_cost_usd": 0.5},
+        },
+    },
     {"type": "response", "request_id": "d1", "data": {"ok": True}},  # may answer a routed "d1"
 ]
-JSON_ODDITIES = [None, True, 0, -1, 1.5, "", "x" * 300, [], {}, [[[]]], {"a": {"b": None}}, "../x", "a/b", "\u0000"]
-HUGE_NUMBERS = [b"1e400", b"-1e400", b"NaN", b"Infinity", b"-0", b"9" * 4000, b"9" * 4301, b"1" + b"0" * 400 + b".5", b"1e-99999"]
+JSON_ODDITIES = [
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    "",
+    "x" * 300,
+    [],
+    {},
+    [[[]]],
+    {"a": {"b": None}},
+    "../x",
+    "a/b",
+    "\u0000",
+]
+HUGE_NUMBERS = [
+    b"1e400",
+    b"-1e400",
+    b"NaN",
+    b"Infinity",
+    b"-0",
+    b"9" * 4000,
+    b"9" * 4301,
+    b"1" + b"0" * 400 + b".5",
+    b"1e-99999",
+]
 
 
 class Fuzzer:
@@ -154,7 +201,9 @@ class Fuzzer:
         elif kind == 4:  # huge numbers where numbers (or strings) belong
             msg = self.template()
             field = r.choice([*msg.keys(), "timestamp", "extra"])
-            out = protocol.encode_dict({**msg, field: "@@"})[:-1].replace(b'"@@"', r.choice(HUGE_NUMBERS))
+            out = protocol.encode_dict({**msg, field: "@@"})[:-1].replace(
+                b'"@@"', r.choice(HUGE_NUMBERS)
+            )
         elif kind == 5:  # wrong types
             msg = self.template()
             field = r.choice(list(msg.keys()))
@@ -170,7 +219,11 @@ class Fuzzer:
         """Lines at the 1 MiB limit: exactly it and one under are messages, one over is not."""
         head = b'{"type":"query","query":"ping","pad":"'
         pad = MiB - len(head) - 2
-        return [head + b"x" * pad + b'"}', head + b"x" * (pad - 1) + b'"}', self.rng.randbytes(MiB).replace(b"\n", b" ")]
+        return [
+            head + b"x" * pad + b'"}',
+            head + b"x" * (pad - 1) + b'"}',
+            self.rng.randbytes(MiB).replace(b"\n", b" "),
+        ]
 
 
 _batches = iter(range(10**9))
@@ -188,11 +241,15 @@ async def fuzz_batch(paths: Paths, lines: list[bytes], limit: int) -> None:
     c = await open_client(paths)
     try:
         async with trio.open_nursery() as n:
-            n.start_soon(c.send, payload + b'{"type":"query","query":"ping","request_id":"batch-end"}\n')
+            n.start_soon(
+                c.send, payload + b'{"type":"query","query":"ping","request_id":"batch-end"}\n'
+            )
             while True:
                 msg = await c.recv()
                 if msg.get("type") != "response":
-                    others.append(msg)  # a routed message or event: fuzzed lines can register and subscribe
+                    others.append(
+                        msg
+                    )  # a routed message or event: fuzzed lines can register and subscribe
                     continue
                 if msg.get("request_id") == "batch-end" and msg.get("data") == "pong":
                     break
@@ -205,8 +262,14 @@ async def fuzz_batch(paths: Paths, lines: list[bytes], limit: int) -> None:
         await c.aclose()
     # A fuzzed "response" that names a request the daemon routed to this connection (it may
     # have registered as a session) answers it, and answers are not answered back.
-    answered = sum(1 for m in others if m.get("request_id") and f'"{m["request_id"]}"'.encode() in payload)
-    assert want - answered <= got <= want, (own, others, [ln[:120] for ln in payload.split(b"\n") if b'"response"' in ln or b"register" in ln])
+    answered = sum(
+        1 for m in others if m.get("request_id") and f'"{m["request_id"]}"'.encode() in payload
+    )
+    assert want - answered <= got <= want, (
+        own,
+        others,
+        [ln[:120] for ln in payload.split(b"\n") if b'"response"' in ln or b"register" in ln],
+    )
 
 
 async def run_fuzz(paths: Paths, count: int, seed: int) -> None:
@@ -241,10 +304,17 @@ FUZZ_SEED = 8
     ("count", "seed"),
     [
         pytest.param(10_000, FUZZ_SEED, id="ci"),
-        pytest.param(300_000, int(os.environ.get("CCC_FUZZ_SEED", time.time_ns() % 10**6)), id="soak", marks=[pytest.mark.soak, pytest.mark.timeout(1800)]),
+        pytest.param(
+            300_000,
+            int(os.environ.get("CCC_FUZZ_SEED", time.time_ns() % 10**6)),
+            id="soak",
+            marks=[pytest.mark.soak, pytest.mark.timeout(1800)],
+        ),
     ],
 )
-async def test_fuzz_through_the_socket(nursery: trio.Nursery, paths: Paths, count: int, seed: int) -> None:
+async def test_fuzz_through_the_socket(
+    nursery: trio.Nursery, paths: Paths, count: int, seed: int
+) -> None:
     hub = await start_daemon(nursery, paths, request_timeout_s=0.05)
     await run_fuzz(paths, count, seed)
     hub.registry.check_consistent()
@@ -266,7 +336,15 @@ def daemon_process(paths: Paths, *args: str) -> Iterator[subprocess.Popen[bytes]
     paths.ensure_dir()
     with open(paths.cache_dir / "stderr.txt", "ab") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ccc_statusd.daemon", "--cache-dir", str(paths.cache_dir), "--no-watchers", *args],
+            [
+                sys.executable,
+                "-m",
+                "ccc_statusd.daemon",
+                "--cache-dir",
+                str(paths.cache_dir),
+                "--no-watchers",
+                *args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
@@ -274,7 +352,9 @@ def daemon_process(paths: Paths, *args: str) -> Iterator[subprocess.Popen[bytes]
         deadline = time.monotonic() + 15
         while not _pings(paths):
             if proc.poll() is not None:
-                raise AssertionError(f"daemon exited: {(paths.cache_dir / 'stderr.txt').read_text()}")
+                raise AssertionError(
+                    f"daemon exited: {(paths.cache_dir / 'stderr.txt').read_text()}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError("daemon did not start within 15 s")
             time.sleep(0.02)
@@ -307,9 +387,13 @@ PROMPT_BYTES = 8 * 1024  # 10,000 of these is 80 MiB: unbounded buffering would 
 async def test_slow_consumer_cannot_stall_routing(paths: Paths, connect: Any) -> None:
     with daemon_process(paths, "--outbound-queue", "16", "--request-timeout", "60") as proc:
         stuck = await connect()
-        await stuck.request({"type": "register", "internal_id": "iid-stuck", "session_id": "stuck-0001"})
+        await stuck.request(
+            {"type": "register", "internal_id": "iid-stuck", "session_id": "stuck-0001"}
+        )
         healthy = await connect()
-        await healthy.request({"type": "register", "internal_id": "iid-ok", "session_id": "healthy-01"})
+        await healthy.request(
+            {"type": "register", "internal_id": "iid-ok", "session_id": "healthy-01"}
+        )
         rss_before = rss_kib(proc.pid)
         text = "y" * PROMPT_BYTES
         outcomes: dict[str, int] = {}
@@ -320,9 +404,15 @@ async def test_slow_consumer_cannot_stall_routing(paths: Paths, connect: Any) ->
         async def flood() -> None:
             c = await connect()
             for _ in next_prompt:
-                reply = await c.request({"type": "prompt", "session_id": "stuck-0001", "text": text})
+                reply = await c.request(
+                    {"type": "prompt", "session_id": "stuck-0001", "text": text}
+                )
                 err = reply.get("error", "")
-                key = "not reading" if "is not reading its messages" in err else err or reply.get("status", "?")
+                key = (
+                    "not reading"
+                    if "is not reading its messages" in err
+                    else err or reply.get("status", "?")
+                )
                 outcomes[key] = outcomes.get(key, 0) + 1
                 accepted.set()
 
@@ -335,7 +425,9 @@ async def test_slow_consumer_cannot_stall_routing(paths: Paths, connect: Any) ->
             await accepted.wait()  # the stuck session's queue is full by now
             for i in range(200):
                 t0 = trio.current_time()
-                reply = await sender.request({"type": "prompt", "session_id": "healthy-01", "text": f"hi {i}"})
+                reply = await sender.request(
+                    {"type": "prompt", "session_id": "healthy-01", "text": f"hi {i}"}
+                )
                 latencies.append(trio.current_time() - t0)
                 assert reply["status"] == "delivered", reply
 
@@ -353,9 +445,13 @@ async def test_slow_consumer_cannot_stall_routing(paths: Paths, connect: Any) ->
 
                 async def only_parked_left() -> bool:
                     nonlocal parked
-                    conns = (await probe.request({"type": "query", "query": "active_connections"}))["data"]
+                    conns = (await probe.request({"type": "query", "query": "active_connections"}))[
+                        "data"
+                    ]
                     parked = sum(c["pending"] for c in conns if c["internal_id"] == "iid-stuck")
-                    return sum(outcomes.values()) + parked == STUCK_PROMPTS and len(latencies) == 200
+                    return (
+                        sum(outcomes.values()) + parked == STUCK_PROMPTS and len(latencies) == 200
+                    )
 
                 await wait_for(only_parked_left, timeout_s=90, interval_s=0.05)
                 rss_during = rss_kib(proc.pid)
@@ -372,7 +468,9 @@ async def test_slow_consumer_cannot_stall_routing(paths: Paths, connect: Any) ->
         assert max(latencies) < 5.0, max(latencies)
         # Memory: bounded by the queue and the socket buffer, not by what was sent.
         grown_mib = (rss_during - rss_before) / 1024
-        assert grown_mib < 40, f"daemon RSS grew by {grown_mib:.0f} MiB while 80 MiB were sent to a stuck client"
+        assert grown_mib < 40, (
+            f"daemon RSS grew by {grown_mib:.0f} MiB while 80 MiB were sent to a stuck client"
+        )
         assert _pings(paths)
 
 
@@ -456,11 +554,18 @@ def heartbeat_storm(paths: Paths, clients: int, rounds: int) -> list[BlockingCli
     conns = []
     for k in range(clients):
         c = BlockingClient(str(paths.socket))
-        c.request({"type": "register", "internal_id": f"storm-{k}", "session_id": f"storm-sess-{k}"})
+        c.request(
+            {"type": "register", "internal_id": f"storm-{k}", "session_id": f"storm-sess-{k}"}
+        )
         c.send(
             b"".join(
                 protocol.encode_dict(
-                    {"type": "heartbeat", "internal_id": f"storm-{k}", "session_id": f"storm-sess-{k}-{r % 5}", "data": {"cwd": f"/tmp/{r}"}}
+                    {
+                        "type": "heartbeat",
+                        "internal_id": f"storm-{k}",
+                        "session_id": f"storm-sess-{k}-{r % 5}",
+                        "data": {"cwd": f"/tmp/{r}"},
+                    }
                 )
                 for r in range(rounds)
             )
@@ -486,7 +591,12 @@ def test_kill_9_loses_no_scheduled_message(paths: Paths) -> None:
         assert integrity == "ok"
         assert ids == expected, f"cycle {cycle}: lost {expected - ids}"
         with closing(sqlite3.connect(paths.db)) as db:  # the storm was writing when the kill came
-            assert db.execute("SELECT count(*) FROM session_metadata WHERE session_id LIKE 'storm-sess-%'").fetchone()[0] > 0
+            assert (
+                db.execute(
+                    "SELECT count(*) FROM session_metadata WHERE session_id LIKE 'storm-sess-%'"
+                ).fetchone()[0]
+                > 0
+            )
     # The restart after kill -9: stale pid file and socket are no obstacle; rows still listed,
     # the due ones with their last error (never silently dropped).
     with daemon_process(paths):
@@ -500,14 +610,19 @@ def test_kill_9_loses_no_scheduled_message(paths: Paths) -> None:
                 for r in rows:
                     if r["send_at"] <= time.time():
                         first_due.setdefault(r["session_id"], r)
-                if all(r.get("last_error") for r in first_due.values()) or time.monotonic() > deadline:
+                if (
+                    all(r.get("last_error") for r in first_due.values())
+                    or time.monotonic() > deadline
+                ):
                     break
                 time.sleep(0.05)
             assert {r["id"] for r in rows} == expected
             assert len(first_due) == 3, first_due
             for r in first_due.values():
                 assert "no session matches" in (r.get("last_error") or ""), r
-            assert c.request({"type": "query", "query": "status"})["data"]["scheduled"] == len(expected)
+            assert c.request({"type": "query", "query": "status"})["data"]["scheduled"] == len(
+                expected
+            )
     ids, integrity = scheduled_ids_and_integrity(paths)
     assert integrity == "ok" and ids == expected
     for name in ("daemon.log", "scheduled.db"):
@@ -560,7 +675,9 @@ def test_corrupt_database_is_moved_aside(paths: Paths, damage: str) -> None:
     assert integrity == "ok"
 
 
-async def test_corrupt_cache_json_is_moved_aside(nursery: trio.Nursery, paths: Paths, connect: Any) -> None:
+async def test_corrupt_cache_json_is_moved_aside(
+    nursery: trio.Nursery, paths: Paths, connect: Any
+) -> None:
     paths.ensure_dir()
     store = Store(paths.db)
     store.upsert_sessions([{"session_id": "corrupt-0001", "claude_config_dir": ""}])
@@ -575,7 +692,9 @@ async def test_corrupt_cache_json_is_moved_aside(nursery: trio.Nursery, paths: P
         try:
             await start_daemon(nursery, paths)
             c = await connect()
-            reply = await c.request({"type": "query", "query": "session_path", "session_id": "corrupt-0001"})
+            reply = await c.request(
+                {"type": "query", "query": "session_path", "session_id": "corrupt-0001"}
+            )
         finally:
             logging.getLogger("ccc_statusd").removeHandler(warn)
     assert reply.get("error") is None, reply
@@ -640,7 +759,9 @@ def _connect_as(uid: int, path: str, result_fd: int) -> None:
 async def connect_as_other_user(path: str) -> bytes:
     r, w = os.pipe()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: the child only does syscalls
+        warnings.simplefilter(
+            "ignore", DeprecationWarning
+        )  # fork with threads: the child only does syscalls
         pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         os.close(r)
@@ -675,18 +796,24 @@ async def test_other_users_are_refused(nursery: trio.Nursery, paths: Paths, conn
     assert hub.server is not None and len(hub.server.conns) == 1
 
 
-async def test_eval_refused_without_allow_eval(nursery: trio.Nursery, paths: Paths, connect: Any) -> None:
+async def test_eval_refused_without_allow_eval(
+    nursery: trio.Nursery, paths: Paths, connect: Any
+) -> None:
     await start_daemon(nursery, paths)
     session = await connect()
     await session.request({"type": "register", "internal_id": "iid-e", "session_id": "eval-0001"})
     sender = await connect()
-    reply = await sender.request({"type": "eval", "session_id": "eval-0001", "code": "process.exit()", "request_id": "e"})
+    reply = await sender.request(
+        {"type": "eval", "session_id": "eval-0001", "code": "process.exit()", "request_id": "e"}
+    )
     assert "--allow-eval" in reply["error"] and reply["request_id"] == "e"
     # Nothing reached the session: the next line it sees is the answer to its own ping.
     assert (await session.request(PING))["data"] == "pong"
 
 
-async def test_eval_allowed_with_allow_eval(nursery: trio.Nursery, paths: Paths, connect: Any) -> None:
+async def test_eval_allowed_with_allow_eval(
+    nursery: trio.Nursery, paths: Paths, connect: Any
+) -> None:
     await start_daemon(nursery, paths, allow_eval=True)
     session = await connect()
     await session.request({"type": "register", "internal_id": "iid-e", "session_id": "eval-0001"})
@@ -707,7 +834,9 @@ async def test_max_connections_cap(nursery: trio.Nursery, paths: Paths, connect:
         assert (await c.request(PING))["data"] == "pong"
     extra = await connect()
     reply = await extra.recv()
-    assert "too many connections (4 open)" in reply["error"] and "--max-connections" in reply["error"]
+    assert (
+        "too many connections (4 open)" in reply["error"] and "--max-connections" in reply["error"]
+    )
     await assert_closed(extra)
     await open_[0].aclose()
     server = hub.server
@@ -723,8 +852,12 @@ async def test_max_connections_cap(nursery: trio.Nursery, paths: Paths, connect:
         assert (await c.request(PING))["data"] == "pong"
 
 
-async def test_idle_connections_are_closed(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, paths: Paths, connect: Any) -> None:
-    hub = await start_daemon(nursery, paths, reaper_interval_s=60, idle_timeout_s=600, store_inline=True)
+async def test_idle_connections_are_closed(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, paths: Paths, connect: Any
+) -> None:
+    hub = await start_daemon(
+        nursery, paths, reaper_interval_s=60, idle_timeout_s=600, store_inline=True
+    )
     idle = await connect()
     await idle.request(PING)
     busy = await connect()
@@ -740,15 +873,25 @@ async def test_idle_connections_are_closed(autojump_clock: trio.testing.MockCloc
     assert hub.server is not None and len(hub.server.conns) == 2
 
 
-async def test_reaper_closes_silent_session_clients(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, paths: Paths, connect: Any) -> None:
-    hub = await start_daemon(nursery, paths, reaper_interval_s=60, stale_after_s=90, store_inline=True)
+async def test_reaper_closes_silent_session_clients(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, paths: Paths, connect: Any
+) -> None:
+    hub = await start_daemon(
+        nursery, paths, reaper_interval_s=60, stale_after_s=90, store_inline=True
+    )
     silent = await connect()
-    await silent.request({"type": "register", "internal_id": "iid-silent", "session_id": "silent-0001"})
+    await silent.request(
+        {"type": "register", "internal_id": "iid-silent", "session_id": "silent-0001"}
+    )
     alive = await connect()
-    await alive.request({"type": "register", "internal_id": "iid-alive", "session_id": "alive-0001"})
+    await alive.request(
+        {"type": "register", "internal_id": "iid-alive", "session_id": "alive-0001"}
+    )
     for _ in range(10):  # 300 s of 30 s heartbeats from one of them
         await trio.sleep(30)
-        assert (await alive.request({"type": "heartbeat", "internal_id": "iid-alive"})).get("error") is None
+        assert (await alive.request({"type": "heartbeat", "internal_id": "iid-alive"})).get(
+            "error"
+        ) is None
     last = await silent.recv()
     assert "no heartbeat for" in last["error"] and "90 s" in last["error"]
     await assert_closed(silent)

@@ -31,8 +31,10 @@ json_values = st.recursive(
     max_leaves=12,
 )
 json_objects = st.dictionaries(texts, json_values, max_size=5)
-timestamps = st.none() | st.integers(min_value=0, max_value=2**53) | st.floats(
-    min_value=0, max_value=1e12, allow_nan=False
+timestamps = (
+    st.none()
+    | st.integers(min_value=0, max_value=2**53)
+    | st.floats(min_value=0, max_value=1e12, allow_nan=False)
 )
 request_ids = st.none() | st.text(max_size=256)
 
@@ -52,13 +54,28 @@ def _session_fields(required_sid: bool) -> dict[str, Any]:
 
 MESSAGE_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "register": st.fixed_dictionaries(
-        {"type": st.just("register"), "internal_id": safe_ids, **_session_fields(False), **_common()}
+        {
+            "type": st.just("register"),
+            "internal_id": safe_ids,
+            **_session_fields(False),
+            **_common(),
+        }
     ),
     "associate": st.fixed_dictionaries(
-        {"type": st.just("associate"), "internal_id": safe_ids, **_session_fields(True), **_common()}
+        {
+            "type": st.just("associate"),
+            "internal_id": safe_ids,
+            **_session_fields(True),
+            **_common(),
+        }
     ),
     "heartbeat": st.fixed_dictionaries(
-        {"type": st.just("heartbeat"), "internal_id": safe_ids, **_session_fields(False), **_common()}
+        {
+            "type": st.just("heartbeat"),
+            "internal_id": safe_ids,
+            **_session_fields(False),
+            **_common(),
+        }
     ),
     "prompt": st.fixed_dictionaries(
         {
@@ -157,7 +174,12 @@ def test_every_valid_message_round_trips(kind: str, data: st.DataObject) -> None
 @settings(max_examples=100, deadline=None)
 @given(obj=MESSAGE_STRATEGIES["prompt"], extra=json_objects)
 def test_unknown_fields_are_ignored(obj: dict[str, Any], extra: dict[str, Any]) -> None:
-    noisy = {**{k: v for k, v in extra.items() if k not in obj and k not in protocol.Prompt.model_fields}, **obj}
+    noisy = {
+        **{
+            k: v for k, v in extra.items() if k not in obj and k not in protocol.Prompt.model_fields
+        },
+        **obj,
+    }
     line = json.dumps(noisy).encode()
     assert protocol.decode(line) == protocol.MESSAGE_ADAPTER.validate_python(obj)
 
@@ -252,16 +274,48 @@ BAD_INPUTS: list[tuple[str, bytes, list[str]]] = [
     ("no type", b'{"query":"ping"}', ['no "type" string', "register"]),
     ("a non-string type", b'{"type":7}', ['no "type" string']),
     ("unknown type", b'{"type":"bogus"}', ["unknown message type 'bogus'", "prompt"]),
-    ("missing field", b'{"type":"prompt","session_id":"abcd1234"}', ['field "text" is required', "expected e.g."]),
-    ("wrong field type", b'{"type":"prompt","session_id":"abcd1234","text":5}', ['field "text"', "string"]),
-    ("wrong request_id type", b'{"type":"query","query":"ping","request_id":[1]}', ['field "request_id"']),
-    ("unsafe id ../x", b'{"type":"prompt","session_id":"../x","text":"t"}', ["'../x' is not a plain id"]),
+    (
+        "missing field",
+        b'{"type":"prompt","session_id":"abcd1234"}',
+        ['field "text" is required', "expected e.g."],
+    ),
+    (
+        "wrong field type",
+        b'{"type":"prompt","session_id":"abcd1234","text":5}',
+        ['field "text"', "string"],
+    ),
+    (
+        "wrong request_id type",
+        b'{"type":"query","query":"ping","request_id":[1]}',
+        ['field "request_id"'],
+    ),
+    (
+        "unsafe id ../x",
+        b'{"type":"prompt","session_id":"../x","text":"t"}',
+        ["'../x' is not a plain id"],
+    ),
     ("unsafe id a/b", b'{"type":"register","internal_id":"a/b"}', ["'a/b' is not a plain id"]),
-    ("unsafe id NUL", b'{"type":"associate","internal_id":"i1","session_id":"a\\u0000b"}', ["is not a plain id"]),
-    ("unsafe id 1000 chars", b'{"type":"prompt","text":"t","session_id":"' + b"a" * 1000 + b'"}', ["not a plain id", "at most 128"]),
+    (
+        "unsafe id NUL",
+        b'{"type":"associate","internal_id":"i1","session_id":"a\\u0000b"}',
+        ["is not a plain id"],
+    ),
+    (
+        "unsafe id 1000 chars",
+        b'{"type":"prompt","text":"t","session_id":"' + b"a" * 1000 + b'"}',
+        ["not a plain id", "at most 128"],
+    ),
     ("deep nesting", DEEP, ["nested too deeply"]),
-    ("a huge integer", b'{"type":"query","query":"ping","timestamp":' + b"9" * 5000 + b"}", ["not valid JSON", "digits"]),
-    ("an empty command name", b'{"type":"command","session_id":"abcd1234","name":""}', ['field "name"']),
+    (
+        "a huge integer",
+        b'{"type":"query","query":"ping","timestamp":' + b"9" * 5000 + b"}",
+        ["not valid JSON", "digits"],
+    ),
+    (
+        "an empty command name",
+        b'{"type":"command","session_id":"abcd1234","name":""}',
+        ['field "name"'],
+    ),
 ]
 
 

@@ -20,7 +20,14 @@ BASE_WALL = 1_800_000_000.0
 @pytest.fixture
 async def vdaemon(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, paths) -> Hub:
     """The daemon with its wall clock driven by Trio's virtual clock."""
-    config = DaemonConfig(paths=paths, enable_watchers=False, request_timeout_s=1000.0, scheduler_retry_s=30.0, stale_after_s=1e6, store_inline=True)
+    config = DaemonConfig(
+        paths=paths,
+        enable_watchers=False,
+        request_timeout_s=1000.0,
+        scheduler_retry_s=30.0,
+        stale_after_s=1e6,
+        store_inline=True,
+    )
     wall = lambda: BASE_WALL + trio.current_time()  # noqa: E731
     return await nursery.start(partial(run_daemon, config, wall=wall))
 
@@ -39,7 +46,9 @@ async def add(hub: Hub, sid: str, text: str, in_s: float, **kw) -> dict:
 
 async def register(connect, iid: str, sid: str) -> LineClient:
     c = await connect()
-    reply = await c.request({"type": "register", "internal_id": iid, "session_id": sid, "request_id": "reg"})
+    reply = await c.request(
+        {"type": "register", "internal_id": iid, "session_id": sid, "request_id": "reg"}
+    )
     assert reply.get("error") is None
     return c
 
@@ -84,7 +93,9 @@ async def test_reload_wakes_early(vdaemon: Hub, connect, nursery, autojump_clock
     assert log[0][0] - t0 < 1
 
 
-async def test_offline_session_keeps_message_and_gets_it_on_register(vdaemon: Hub, connect, nursery, autojump_clock) -> None:
+async def test_offline_session_keeps_message_and_gets_it_on_register(
+    vdaemon: Hub, connect, nursery, autojump_clock
+) -> None:
     row = await add(vdaemon, "offline-0001", "hello later", 0)
     vdaemon.wake_scheduler()
     await trio.sleep(1)
@@ -113,7 +124,9 @@ async def test_row_deleted_only_after_ack(vdaemon: Hub, connect, nursery, autoju
     assert stored is not None and "disconnected" in stored["last_error"]
 
 
-async def test_cancelled_row_is_never_delivered(vdaemon: Hub, connect, nursery, autojump_clock) -> None:
+async def test_cancelled_row_is_never_delivered(
+    vdaemon: Hub, connect, nursery, autojump_clock
+) -> None:
     client = await register(connect, "iid-c", "cancel-0001")
     log: list = []
     nursery.start_soon(serve, client, log)
@@ -125,13 +138,21 @@ async def test_cancelled_row_is_never_delivered(vdaemon: Hub, connect, nursery, 
 
 
 async def test_reaper_closes_silent_session_client(nursery, autojump_clock, paths, connect) -> None:
-    config = DaemonConfig(paths=paths, enable_watchers=False, reaper_interval_s=60, stale_after_s=90, store_inline=True)
+    config = DaemonConfig(
+        paths=paths,
+        enable_watchers=False,
+        reaper_interval_s=60,
+        stale_after_s=90,
+        store_inline=True,
+    )
     hub: Hub = await nursery.start(run_daemon, config)
     quiet = await register(connect, "iid-quiet", "quiet-0001")
     alive = await register(connect, "iid-alive", "alive-0001")
     for _ in range(8):  # heartbeats every 30 s keep one alive
         await trio.sleep(30)
-        assert (await alive.request({"type": "heartbeat", "internal_id": "iid-alive"})).get("error") is None
+        assert (await alive.request({"type": "heartbeat", "internal_id": "iid-alive"})).get(
+            "error"
+        ) is None
     assert "iid-quiet" not in hub.server.clients  # type: ignore[union-attr]
     assert "iid-alive" in hub.server.clients  # type: ignore[union-attr]
     last = await quiet.recv()

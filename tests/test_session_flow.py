@@ -47,7 +47,9 @@ async def test_hooks_associate_and_set_state(daemon: Hub, connect) -> None:
     await session.aclose()
 
 
-async def test_busy_session_gets_message_queued_then_delivered_on_stop(daemon: Hub, connect) -> None:
+async def test_busy_session_gets_message_queued_then_delivered_on_stop(
+    daemon: Hub, connect
+) -> None:
     session = await attach(connect)
     hooks = await connect()
     sender = await connect()
@@ -65,7 +67,7 @@ async def test_busy_session_gets_message_queued_then_delivered_on_stop(daemon: H
     assert (got1["type"], got1["text"]) == ("prompt", "one")
     assert (got2["type"], got2["name"]) == ("command", "compact")
     with trio.fail_after(5):
-        while await daemon.store.run("scheduled", SID):
+        while await daemon.store.run("scheduled", SID):  # noqa: ASYNC110 (polling the database)
             await trio.sleep(0.01)
 
 
@@ -75,7 +77,9 @@ async def test_client_declining_not_idle_queues(daemon: Hub, connect) -> None:
     hooks = await connect()
     await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
     async with trio.open_nursery() as n:
-        n.start_soon(answer_routed, session, {"error": "the user has a draft", "status": "not_idle"})
+        n.start_soon(
+            answer_routed, session, {"error": "the user has a draft", "status": "not_idle"}
+        )
         reply = await sender.request({"type": "prompt", "session_id": SID, "text": "later"})
     assert reply["status"] == "queued" and "draft" in reply["data"]["reason"]
     rows = await daemon.store.run("scheduled", SID)
@@ -112,7 +116,11 @@ async def test_session_end_and_stop_failure(daemon: Hub, connect) -> None:
     await attach(connect)
     hooks = await connect()
     await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
-    await send_hook(hooks, {**hook("Stop", SID), "hook_event_name": "StopFailure", "error": "rate_limit"}, "iid-flow")
+    await send_hook(
+        hooks,
+        {**hook("Stop", SID), "hook_event_name": "StopFailure", "error": "rate_limit"},
+        "iid-flow",
+    )
     info = daemon.registry.by_session_id(SID)
     assert info is not None and info.state == "failed" and info.state_error == "rate_limit"
     await send_hook(hooks, hook("SessionEnd-prompt_input_exit", SID), "iid-flow")
@@ -129,7 +137,9 @@ async def test_statusline_feeds_context_window(daemon: Hub, connect) -> None:
     assert row["context_window_size"] == 1_000_000 and row["used_percentage"] == 1
     assert row["current_input_tokens"] == 14169
     # Before the first reply the figures are null: nothing is written, nothing breaks.
-    start = await c.request({"type": "statusline", "data": fixture("statusline-startup", session_id="fresh-0001")})
+    start = await c.request(
+        {"type": "statusline", "data": fixture("statusline-startup", session_id="fresh-0001")}
+    )
     assert start.get("error") is None
     assert await daemon.store.run("context_window", "fresh-0001") is None
 

@@ -76,7 +76,10 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.current: dict[str, str | None] = {}
         self.aliases: dict[str, list[str]] = {}
         self.ever: set[str] = set()
-        wait_until(lambda: self._daemon_conns() == 0, lambda: "connections of an earlier run are still open")
+        wait_until(
+            lambda: self._daemon_conns() == 0,
+            lambda: "connections of an earlier run are still open",
+        )
         self.base_fds = quiet_fd_count()
         self.base_tasks = self.d.task_count()
         self.sender = BlockingClient(self.d.socket_path)
@@ -167,7 +170,9 @@ class ProtocolMachine(RuleBasedStateMachine):
     def associate(self, data: st.DataObject, s: int) -> None:
         key = data.draw(st.sampled_from(sorted(self.conns)))
         rid = self.rid()
-        reply = self.conns[key].request({"type": "associate", "internal_id": key, "session_id": self.sid(s), "request_id": rid})
+        reply = self.conns[key].request(
+            {"type": "associate", "internal_id": key, "session_id": self.sid(s), "request_id": rid}
+        )
         assert reply.get("error") is None and reply["request_id"] == rid, reply
         self._claim(key, self.sid(s))
         assert reply["session_id"] == self.sid(s)
@@ -190,7 +195,9 @@ class ProtocolMachine(RuleBasedStateMachine):
     def associate_from_the_wrong_connection(self, data: st.DataObject) -> None:
         key = data.draw(st.sampled_from(sorted(self.conns)))
         rid = self.rid()
-        reply = self.sender.request({"type": "associate", "internal_id": key, "session_id": self.sid(0), "request_id": rid})
+        reply = self.sender.request(
+            {"type": "associate", "internal_id": key, "session_id": self.sid(0), "request_id": rid}
+        )
         assert "not registered on this connection" in reply["error"] and reply["request_id"] == rid
 
     @precondition(lambda self: self.conns)
@@ -209,7 +216,13 @@ class ProtocolMachine(RuleBasedStateMachine):
         sid = self.sid(to) if to < POOL else f"r{self.run}-nobody"
         rid = self.rid()
         msg: dict[str, Any] = {"type": kind, "session_id": sid, "request_id": rid}
-        msg.update({"prompt": {"text": f"hello {rid}\nline two"}, "command": {"name": "/compact", "text": rid}, "eval": {"code": f"'{rid}'"}}[kind])
+        msg.update(
+            {
+                "prompt": {"text": f"hello {rid}\nline two"},
+                "command": {"name": "/compact", "text": rid},
+                "eval": {"code": f"'{rid}'"},
+            }[kind]
+        )
         self.sender.send(msg)
         key = self.owner.get(sid)
         if sid not in self.ever:
@@ -221,16 +234,32 @@ class ProtocolMachine(RuleBasedStateMachine):
         else:
             session = self.conns[key]
             routed = session.recv()
-            assert routed["type"] == kind and routed["session_id"] == sid and routed["request_id"], routed
-            body = {"prompt": ("text", msg.get("text")), "command": ("name", "compact"), "eval": ("code", msg.get("code"))}[kind]
+            assert (
+                routed["type"] == kind and routed["session_id"] == sid and routed["request_id"]
+            ), routed
+            body = {
+                "prompt": ("text", msg.get("text")),
+                "command": ("name", "compact"),
+                "eval": ("code", msg.get("code")),
+            }[kind]
             assert routed[body[0]] == body[1], routed
             if outcome == "ok":
-                session.send({"type": "response", "request_id": routed["request_id"], "data": {"echo": rid}})
+                session.send(
+                    {"type": "response", "request_id": routed["request_id"], "data": {"echo": rid}}
+                )
                 reply = self.sender.recv()
-                assert reply == {"type": "response", "request_id": rid, "session_id": sid, "status": "delivered", "data": {"echo": rid}}, reply
+                assert reply == {
+                    "type": "response",
+                    "request_id": rid,
+                    "session_id": sid,
+                    "status": "delivered",
+                    "data": {"echo": rid},
+                }, reply
                 return
             if outcome == "error":
-                session.send({"type": "response", "request_id": routed["request_id"], "error": "no thanks"})
+                session.send(
+                    {"type": "response", "request_id": routed["request_id"], "error": "no thanks"}
+                )
                 expect = "answered with an error: no thanks"
             else:
                 self._gone(key)
@@ -245,7 +274,11 @@ class ProtocolMachine(RuleBasedStateMachine):
         reply = c.request(line)
         assert reply["type"] == "response" and reply["error"], reply
 
-    @rule(name=st.sampled_from(["ping", "status", "active_sessions", "active_connections", "list_sessions"]))
+    @rule(
+        name=st.sampled_from(
+            ["ping", "status", "active_sessions", "active_connections", "list_sessions"]
+        )
+    )
     def query(self, name: str) -> None:
         rid = self.rid()
         reply = self.sender.request({"type": "query", "query": name, "request_id": rid})
@@ -254,7 +287,11 @@ class ProtocolMachine(RuleBasedStateMachine):
     @rule(n=st.integers(1, 40))
     def pipelined(self, n: int) -> None:
         rids = [self.rid() for _ in range(n)]
-        self.sender.send(b"".join(b'{"type":"query","query":"ping","request_id":"%s"}\n' % r.encode() for r in rids))
+        self.sender.send(
+            b"".join(
+                b'{"type":"query","query":"ping","request_id":"%s"}\n' % r.encode() for r in rids
+            )
+        )
         assert [self.sender.recv()["request_id"] for _ in rids] == rids
 
     # --- invariants ---------------------------------------------------------------------------
@@ -271,11 +308,17 @@ class ProtocolMachine(RuleBasedStateMachine):
 
     def connections_and_resources_match(self) -> None:
         want = self._open()
-        wait_until(lambda: self._daemon_conns() == want, lambda: f"daemon has {self._daemon_conns()} connections, model {want}")
+        wait_until(
+            lambda: self._daemon_conns() == want,
+            lambda: f"daemon has {self._daemon_conns()} connections, model {want}",
+        )
         # Each open connection is one fd here and one in the daemon (same process), and one
         # daemon task once its writes are done (the writer exists only while writing);
         # nothing else may stay behind.
-        wait_until(lambda: fd_count() == self.base_fds + 2 * want, lambda: f"{fd_count()} fds, expected {self.base_fds} + 2 × {want}")
+        wait_until(
+            lambda: fd_count() == self.base_fds + 2 * want,
+            lambda: f"{fd_count()} fds, expected {self.base_fds} + 2 × {want}",
+        )
         wait_until(
             lambda: self.d.task_count() == self.base_tasks + want,
             lambda: f"{self.d.task_count()} tasks, expected {self.base_tasks} + {want}",
@@ -283,7 +326,9 @@ class ProtocolMachine(RuleBasedStateMachine):
 
     def active_sessions_are_the_connected_set(self) -> None:
         rid = self.rid()
-        reply = self.sender.request({"type": "query", "query": "active_sessions", "request_id": rid})
+        reply = self.sender.request(
+            {"type": "query", "query": "active_sessions", "request_id": rid}
+        )
         assert reply["request_id"] == rid
         got = {s["internal_id"]: s.get("session_id") for s in reply["data"]}
         assert got == {k: self.current.get(k) for k in self.conns}, (got, self.current)
@@ -296,7 +341,11 @@ class ProtocolMachine(RuleBasedStateMachine):
             hub.registry.check_consistent()
             mine = f"r{self.run}-"
             s2i = {s: k for s, k in hub.registry.session_to_internal.items() if s.startswith(mine)}
-            infos = {k: (i.session_id, list(i.aliases)) for k, i in hub.registry.sessions.items() if k.startswith(mine)}
+            infos = {
+                k: (i.session_id, list(i.aliases))
+                for k, i in hub.registry.sessions.items()
+                if k.startswith(mine)
+            }
             clients = {k for k in hub.server.clients if k.startswith(mine)}  # type: ignore[union-attr]
             return s2i, infos, clients
 
@@ -310,13 +359,23 @@ class ProtocolMachine(RuleBasedStateMachine):
         try:
             # Nothing stray is waiting on any connection: the next line is the answer to this.
             for c in [self.sender, *self.conns.values()]:
-                assert c.request({"type": "query", "query": "ping", "request_id": "last"})["request_id"] == "last"
+                assert (
+                    c.request({"type": "query", "query": "ping", "request_id": "last"})[
+                        "request_id"
+                    ]
+                    == "last"
+                )
         finally:
             for c in [self.sender, *self.conns.values()]:
                 c.close()
         self.conns.clear()
-        wait_until(lambda: self._daemon_conns() == 0, lambda: "connections left open after teardown")
-        wait_until(lambda: fd_count() == self.base_fds, lambda: f"fd leak: {fd_count()} open, baseline {self.base_fds}")
+        wait_until(
+            lambda: self._daemon_conns() == 0, lambda: "connections left open after teardown"
+        )
+        wait_until(
+            lambda: fd_count() == self.base_fds,
+            lambda: f"fd leak: {fd_count()} open, baseline {self.base_fds}",
+        )
         wait_until(lambda: self.d.task_count() == self.base_tasks, lambda: "task leak")
         self.d.check_alive()
 
@@ -326,7 +385,9 @@ def live() -> Iterator[ThreadedDaemon]:
     import shutil
 
     d = short_cache_dir()
-    cfg = DaemonConfig(paths=Paths(d), enable_watchers=False, allow_eval=True, request_timeout_s=5.0)
+    cfg = DaemonConfig(
+        paths=Paths(d), enable_watchers=False, allow_eval=True, request_timeout_s=5.0
+    )
     try:
         with ThreadedDaemon(cfg) as daemon:
             yield daemon

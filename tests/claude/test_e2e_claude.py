@@ -98,7 +98,9 @@ def needs_cli(*commands: str) -> pytest.MarkDecorator:
 DAEMON_START_TIMEOUT_S = 15.0
 DAEMON_STOP_TIMEOUT_S = 10.0
 SOCKET_TIMEOUT_S = 20.0
-ATTACH_TIMEOUT_S = 40.0  # ccc run → registered + SessionStart associated; generous: CI boxes are loaded
+ATTACH_TIMEOUT_S = (
+    40.0  # ccc run → registered + SessionStart associated; generous: CI boxes are loaded
+)
 TURN_TIMEOUT_S = 30.0  # a prompt delivered and answered (Node build: ~2 s; a loaded CI box: more)
 
 

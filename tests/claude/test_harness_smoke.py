@@ -159,7 +159,9 @@ def test_native_hooks_fire_with_the_real_session_id(
     transcript = Path(start["stdin"]["transcript_path"])
     assert transcript == claude_home.transcript_dir() / f"{sid}.jsonl"
     # The transcript is written asynchronously (FACTS §4): it can lag the Stop hook.
-    wait_until(lambda: "ECHO: hooked prompt" in transcript.read_text(), 15, "the reply in the transcript")
+    wait_until(
+        lambda: "ECHO: hooked prompt" in transcript.read_text(), 15, "the reply in the transcript"
+    )
     # Hooks see claude's own environment plus what Claude Code adds.
     assert start["env"]["CLAUDE_CODE_SESSION_ID"] == sid
     assert int(start["env"]["CLAUDE_PID"]) in pane.pids_seen | {pane.pane_pid()}
