@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import errno
 import fcntl
+import gc
 import logging
 import logging.handlers
 import os
@@ -42,6 +43,7 @@ log = logging.getLogger("ccc_statusd")
 
 LOG_MAX_BYTES = 5 * 1024 * 1024  # rotate daemon.log at 5 MiB, keep 3: bounded disk use
 LOG_BACKUPS = 3
+SWITCH_INTERVAL_S = 0.001
 
 
 class StartupError(Exception):
@@ -240,6 +242,10 @@ async def run_daemon(
                     from .discovery import run_watchers
 
                     await nursery.start(run_watchers, hub)
+                # Everything made at start-up (modules, pydantic schemas) lives forever: keep it
+                # out of the cyclic GC's reach, so a full collection does not stall the loop
+                # for tens of milliseconds walking it again and again.
+                gc.freeze()
                 if task_status is not None:
                     task_status.started(hub)
         finally:
@@ -403,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     setup_logging(config.paths, config.log_level)
     raise_fd_limit(config.max_connections + 256)
+    # Worker threads (SQLite, cache files) hold the GIL for up to the switch interval (5 ms by
+    # default) each time the event loop wants it back; 1 ms bounds those stalls.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         claimed = claim(config.paths)
     except StartupError as exc:
