@@ -66,6 +66,7 @@ class Conn:
         "_drained",
         "closed",
         "_spawn",
+        "_fd",
         "scope",
         "internal_id",
         "pending",
@@ -86,6 +87,7 @@ class Conn:
         self._drained: trio.Event | None = None  # made only while somebody waits for space
         self.closed = False
         self._spawn = spawn
+        self._fd = stream.socket.fileno()
         self.scope = trio.CancelScope()
         self.internal_id: str | None = None
         self.pending: dict[str, PendingReply] = {}
@@ -126,9 +128,25 @@ class Conn:
             self._drained = None
 
     def _kick(self) -> None:
-        if not self.writing:
-            self.writing = True
-            self._spawn(self._drain)
+        if self.writing:
+            return
+        if len(self.outq) == 1:
+            # Nothing in flight: try the write right here (the socket is non-blocking). Most
+            # replies fit the kernel buffer, and then no writer task is needed at all.
+            line = self.outq[0]
+            try:
+                sent = os.write(self._fd, line)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._broken()
+                return
+            if sent == len(line):
+                self.outq.popleft()
+                return
+            self.outq[0] = line[sent:]
+        self.writing = True
+        self._spawn(self._drain)
 
     async def _drain(self) -> None:
         try:
