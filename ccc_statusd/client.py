@@ -210,9 +210,13 @@ class Client:
                 "check it with: ccc status"
             ) from None
         except (BrokenPipeError, ConnectionResetError):
+            # The daemon may have refused us (connection cap, another user) with a line that
+            # is still readable: that sentence says more than "closed".
+            refusal = self._leftover_error()
             self.close()
             raise DaemonError(
-                "the daemon closed the connection before answering; it may have stopped or "
+                refusal
+                or "the daemon closed the connection before answering; it may have stopped or "
                 "restarted: check it with: ccc status"
             ) from None
         try:
@@ -231,6 +235,15 @@ class Client:
         if check and response.get("error"):
             raise DaemonError(str(response["error"]), response)
         return response
+
+    def _leftover_error(self) -> str | None:
+        try:
+            assert self._sock is not None
+            self._sock.settimeout(0.2)
+            obj = fastjson.loads(self._read_line())
+        except Exception:
+            return None
+        return str(obj["error"]) if isinstance(obj, dict) and obj.get("error") else None
 
     def _read_line(self) -> bytes:
         assert self._sock is not None

@@ -433,6 +433,13 @@ class Hub:
         key = hook_session_key(payload, env, msg.internal_id)
         if key is None:  # pragma: no cover - sid is safe, so a key always exists
             return None
+        owner = self.registry.session_to_internal.get(sid)
+        if owner is not None and owner != key and not (msg.internal_id or env.get("CCC_INTERNAL_ID")):
+            # A hook that does not name its client must not take an id away from the session
+            # client that holds it (its prompts would then fail as "not connected").
+            owner_info = self.registry.sessions.get(owner)
+            if owner_info is not None and owner_info.connected:
+                key = owner
         self.counters["hooks"] += 1
         info = self.registry.sessions.get(key)
         if info is None:

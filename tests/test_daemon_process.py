@@ -196,3 +196,20 @@ def test_scheduled_message_survives_kill_9_and_is_delivered_after_restart(paths:
         assert json.loads(listed.stdout) == []  # deleted only after the acknowledgement
     finally:
         stop(again)
+
+
+def test_client_reports_the_daemons_refusal(paths: Paths) -> None:
+    """A refused connection (here: the connection cap) reads as the daemon's own sentence."""
+    from ccc_statusd.client import Client, DaemonError
+
+    proc = start(paths, "--max-connections", "1")
+    try:
+        with socket.socket(socket.AF_UNIX) as holder:
+            holder.connect(str(paths.socket))
+            holder.sendall(b'{"type":"query","query":"ping"}\n')
+            holder.makefile().readline()  # the one slot is taken
+            with Client(paths.socket, timeout=5) as client, pytest.raises(DaemonError) as err:
+                client.query("ping")
+            assert "too many connections" in str(err.value)
+    finally:
+        stop(proc)

@@ -156,3 +156,14 @@ async def test_metadata_and_cache_files_persist(daemon: Hub, connect, paths) -> 
 
     cached = json.loads(paths.session_cache(SID).read_text())
     assert cached["session_id"] == SID and cached["state"] == "idle"
+
+
+async def test_hook_without_client_id_does_not_steal_a_connected_sessions_id(daemon: Hub, connect) -> None:
+    session = await attach(connect)
+    hooks = await connect()
+    await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
+    await send_hook(hooks, hook("UserPromptSubmit", SID))  # no CCC_INTERNAL_ID, no pids
+    info = daemon.registry.by_session_id(SID)
+    assert info is not None and info.key == "iid-flow" and info.state == "busy"
+    daemon.registry.check_consistent()
+    await session.aclose()
