@@ -230,7 +230,7 @@ class Hub:
                 f"unexpected response (request_id {msg.request_id!r} is not awaiting an answer "
                 "on this connection); only answer messages the daemon sent you"
             )
-        pending.result = msg.model_dump(exclude_none=True)
+        pending.result = {"data": msg.data, "error": msg.error, "status": msg.status}
         pending.event.set()
         return None
 
