@@ -88,7 +88,6 @@ class Hub:
         self._dirty_event = trio.Event()
         self._flush_lock = trio.Lock()
         self._cache_fingerprints: dict[str, int] = {}  # skip rewriting unchanged cache files
-        self.turn_waiters: dict[str, list[Any]] = {}  # used by `ask` (conversations.py)
         self.counters = {"routed": 0, "queued": 0, "errors": 0, "hooks": 0}
         self.loop_stats: Any = None  # instrument.LoopStats, only under `make bench`
 
@@ -779,4 +778,4 @@ def _preview(text: str, limit: int = 80) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
-__all__ = ["Hub", "NotIdle", "ENDED", "IDLE"]
+__all__ = ["Hub", "NotIdle"]
