@@ -1,0 +1,116 @@
+"""An adopted session (started without `ccc run`) in a tmux pane: its hooks make it known, and
+`prompt`/`command` reach it through tmux, only while it is idle. Real daemon, real tmux server,
+the stand-in TUI firing the real `ccc hook` command."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from ccc_statusd.hub import Hub
+from ccc_statusd.paths import Paths
+
+from .session_fakes import read_records
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+STANDIN = Path(__file__).with_name("standin_tui.py")
+
+
+class Pane:
+    def __init__(self, record: Path) -> None:
+        self.record = record
+
+    def records(self, event: str) -> list[dict[str, Any]]:
+        return [r for r in read_records(self.record) if r["event"] == event]
+
+    async def wait(self, event: str, count: int = 1) -> list[dict[str, Any]]:
+        with trio.fail_after(15):
+            while len(self.records(event)) < count:  # noqa: ASYNC110 (polling a file)
+                await trio.sleep(0.02)
+        return self.records(event)
+
+
+@pytest.fixture
+def adopted(paths: Paths) -> Iterator[Pane]:
+    """The stand-in TUI in a private tmux server, its hooks going to `ccc hook` (no ccc run)."""
+    name = f"ccc-adopt-{uuid.uuid4().hex[:8]}"
+    record = paths.cache_dir / "standin.jsonl"
+    hook_cmd = shlex.join([sys.executable, "-m", "ccc_statusd.hookcmd"])
+    command = shlex.join(
+        [sys.executable, str(STANDIN), "--record", str(record), "--hook-cmd", hook_cmd]
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE", "CCC_INTERNAL_ID")}
+    env["CCC_CACHE_DIR"] = str(paths.cache_dir)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    base = ["tmux", "-L", name, "-f", "/dev/null"]
+    paths.ensure_dir()
+    subprocess.run(
+        [*base, "new-session", "-d", "-x", "120", "-y", "40", "-s", "t", command],
+        check=True,
+        env=env,
+        timeout=10,
+    )
+    try:
+        yield Pane(record)
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True, timeout=10, check=False)
+
+
+async def test_adopted_session_gets_prompts_through_tmux_only_when_idle(
+    daemon: Hub, adopted: Pane, connect
+) -> None:
+    [start] = await adopted.wait("ready")
+    with trio.fail_after(15):
+        while not daemon.registry.known_ids():  # noqa: ASYNC110 (the hook arrives from tmux)
+            await trio.sleep(0.02)
+    sid = next(iter(daemon.registry.known_ids()))
+    info = daemon.registry.by_session_id(sid)
+    assert (
+        info is not None and not info.connected and info.tmux_pane and info.key.startswith("pid-")
+    )
+    c = await connect()
+    reply = await c.request({"type": "prompt", "session_id": sid[:8], "text": "line one\nline two"})
+    assert reply["status"] == "delivered" and reply["data"]["delivered_via"] == "tmux", reply
+    [submitted] = await adopted.wait("submit")
+    assert submitted["prompt"] == "line one\nline two"
+    # The stand-in's turn ends with a Stop hook: idle again, and a command goes through too.
+    with trio.fail_after(15):
+        while info.state != "idle":  # noqa: ASYNC110 (hooks arrive from tmux)
+            await trio.sleep(0.02)
+    reply = await c.request({"type": "command", "session_id": sid, "name": "clear"})
+    assert reply["status"] == "delivered", reply
+    # Busy (a slow turn): the next prompt is queued, never typed into the pane meanwhile.
+    with trio.fail_after(15):
+        while daemon.registry.by_session_id(sid) is None or info.session_id == sid:  # noqa: ASYNC110
+            await trio.sleep(0.02)
+    new_sid = info.session_id
+    assert new_sid and new_sid != sid and sid in info.aliases  # /clear rotated the id
+    with trio.fail_after(15):
+        while info.state != "idle":  # noqa: ASYNC110
+            await trio.sleep(0.02)
+    reply = await c.request(
+        {"type": "prompt", "session_id": new_sid, "text": "SLOW2: take your time"}
+    )
+    assert reply["status"] == "delivered"
+    with trio.fail_after(15):
+        while info.state != "busy":  # noqa: ASYNC110
+            await trio.sleep(0.02)
+    queued = await c.request({"type": "prompt", "session_id": sid, "text": "after the slow one"})
+    assert queued["status"] == "queued", queued
+    with trio.fail_after(15):
+        while not any(r["prompt"] == "after the slow one" for r in adopted.records("submit")):  # noqa: ASYNC110
+            await trio.sleep(0.02)
+    texts = [r["prompt"] for r in adopted.records("submit")]
+    assert texts.count("after the slow one") == 1
+    assert texts.index("after the slow one") > texts.index("SLOW2: take your time")
