@@ -54,7 +54,8 @@ INTERRUPT_PREFIX = "[Request interrupted by user"
 _ENDED_BY_INTERRUPT = frozenset({WAITING, BUSY})
 
 
-def _epoch(ts: Any) -> float | None:
+def iso_epoch(ts: Any) -> float | None:
+    """An ISO-8601 transcript timestamp (``…Z``) as epoch seconds, or None."""
     if not isinstance(ts, str) or not ts:
         return None
     try:
@@ -107,7 +108,7 @@ def turn_mark(line: Mapping[str, Any]) -> tuple[str, float | None] | None:
         return None
     if kind == "user" and line.get("isMeta") is True:
         return None  # caveats / local-command echoes, written while idle too
-    ts = _epoch(line.get("timestamp"))
+    ts = iso_epoch(line.get("timestamp"))
     if is_interrupt_marker(line) and ts is not None:
         return (INTERRUPTED, ts)
     return (CONTINUED, ts)

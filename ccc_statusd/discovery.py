@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from .cache import write_session_cache
-from .dialogs import state_after_turn_mark
+from .dialogs import iso_epoch, state_after_turn_mark
 from .watchers.git import run_git_watcher
 from .watchers.tmux import TmuxPane, run_tmux_watcher
 from .watchers.transcript_parse import TranscriptAggregate
@@ -56,17 +55,8 @@ def transcript_view(agg: TranscriptAggregate) -> dict[str, Any]:
     d.pop("skipping_long_line", None)
     d["transcript_path"] = d.pop("path", None)
     d["claude_config_dir"] = d.pop("config_dir", None)
-    d["last_ts_epoch"] = _epoch(d.get("last_ts"))
+    d["last_ts_epoch"] = iso_epoch(d.get("last_ts"))
     return d
-
-
-def _epoch(ts: Any) -> float | None:
-    if not isinstance(ts, str):
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _views(

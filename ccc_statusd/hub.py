@@ -25,7 +25,7 @@ from typing import Any
 import trio
 
 from . import __version__, protocol
-from .cache import remove_session_cache, write_session_cache
+from .cache import write_session_cache
 from .config import DaemonConfig
 from .events import EventBus
 from .protocol import RemoteProtocolError
@@ -36,6 +36,7 @@ from .sessions import (
     ENDED,
     FAILED,
     IDLE,
+    UNKNOWN,
     WAITING,
     SessionInfo,
     SessionRegistry,
@@ -47,6 +48,9 @@ from .storeworker import StoreWorker
 log = logging.getLogger(__name__)
 
 _request_ids = itertools.count(1)
+# After typing into a session, further messages wait this long for a hook (UserPromptSubmit,
+# Stop...) to tell what the session is doing; sessions without hooks get one message per window.
+DELIVERY_SETTLE_S = 3.0
 # Session metadata is flushed at most this often (coalescing heartbeats into one transaction).
 FLUSH_INTERVAL_S = 0.25
 # How many delivered texts per session are remembered to confirm them against
@@ -58,9 +62,12 @@ class NotIdle(Exception):
     """Not now: the hooks say busy/waiting (``by_client`` False), or the session client declined
     (``by_client`` True: the user has a draft, is typing, or the terminal is not quiet)."""
 
-    def __init__(self, reason: str, *, by_client: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, by_client: bool = False, retry_s: float | None = None
+    ) -> None:
         super().__init__(reason)
         self.by_client = by_client
+        self.retry_s = retry_s  # when to look again, if known (else a hook will wake us)
 
 
 class Hub:
@@ -148,6 +155,11 @@ class Hub:
 
     def _on_register(self, conn: Conn, msg: protocol.Register) -> dict[str, Any]:
         iid = msg.internal_id
+        if conn.internal_id is not None and conn.internal_id != iid:
+            raise RemoteProtocolError(
+                f"this connection is already registered as {conn.internal_id}; open a new "
+                "connection to register another session client"
+            )
         if self.server is not None:
             self.server.register_client(iid, conn)
         data = msg.data or {}
@@ -260,7 +272,12 @@ class Hub:
         return resolve_id(target, self.known_ids())
 
     async def route(
-        self, msg: Any, *, sender: Conn | None, allow_queue: bool = True
+        self,
+        msg: Any,
+        *,
+        sender: Conn | None,
+        allow_queue: bool = True,
+        delivery_id: str | None = None,
     ) -> dict[str, Any]:
         """Route a prompt/command/eval; the reply says delivered, queued, or what went wrong."""
         kind = msg.type
@@ -281,18 +298,35 @@ class Hub:
             if kind == "command"
             else msg.code
         )
+        if (
+            kind != "eval"
+            and not isinstance(decision, Queue)
+            and info is not None
+            and info.state != UNKNOWN
+            and info.data.get("settle_until", 0.0) > trio.current_time()
+        ):
+            # Another message was just typed and no hook has told us yet whether its turn began:
+            # a second one now could land in a dialog that turn opened. (Sessions without hooks
+            # have no such signal; their client guards itself: draft, typing, quiet terminal.)
+            settle = info.data["settle_until"] - trio.current_time()
+            decision = Queue(
+                "a message was just delivered to this session; it waits for that turn",
+                retry_s=settle,
+            )
         if isinstance(decision, Queue):
             if not allow_queue:
-                raise NotIdle(decision.reason)
+                raise NotIdle(decision.reason, retry_s=decision.retry_s)
             return await self._queue(sid, kind, text, decision.reason, rid, sender)
         assert info is not None
+        if kind != "eval" and info.state != UNKNOWN:
+            info.data["settle_until"] = trio.current_time() + DELIVERY_SETTLE_S
         # Remember the text before typing it: Claude Code's UserPromptSubmit hook can reach us
         # (on another connection) before the session client's acknowledgement does.
         entry = self._remember_delivery(info, text) if kind != "eval" else None
         try:
             if isinstance(decision, Deliver):
                 assert conn is not None
-                result = await self.deliver_to_client(conn, sid, msg)
+                result = await self.deliver_to_client(conn, sid, msg, delivery_id)
             elif isinstance(decision, DeliverTmux):
                 result = await self._deliver_tmux(
                     decision.pane, info.data.get("tmux_socket"), sid, msg
@@ -301,6 +335,7 @@ class Hub:
                 raise AssertionError(decision)
         except BaseException as exc:
             self._forget_delivery(info, entry)
+            info.data.pop("settle_until", None)
             if isinstance(exc, NotIdle) and allow_queue:
                 return await self._queue(sid, kind, text, str(exc), rid, sender)
             raise
@@ -314,9 +349,14 @@ class Hub:
             data=result.get("data"),
         )
 
-    async def deliver_to_client(self, conn: Conn, sid: str, msg: Any) -> dict[str, Any]:
-        """Write one routed message to a session client and wait for its ``response``."""
-        request_id = f"d{next(_request_ids)}"
+    async def deliver_to_client(
+        self, conn: Conn, sid: str, msg: Any, delivery_id: str | None = None
+    ) -> dict[str, Any]:
+        """Write one routed message to a session client and wait for its ``response``.
+
+        ``delivery_id`` (a scheduled row's ``sched-<id>``) is reused across retries, so a client
+        that already typed it answers without typing it twice."""
+        request_id = delivery_id or f"d{next(_request_ids)}"
         out: dict[str, Any] = {"type": msg.type, "request_id": request_id, "session_id": sid}
         info = self.registry.by_session_id(sid)
         if info is not None:
@@ -433,7 +473,11 @@ class Hub:
         if key is None:  # pragma: no cover - sid is safe, so a key always exists
             return None
         owner = self.registry.session_to_internal.get(sid)
-        if owner is not None and owner != key and not (msg.internal_id or env.get("CCC_INTERNAL_ID")):
+        if (
+            owner is not None
+            and owner != key
+            and not (msg.internal_id or env.get("CCC_INTERNAL_ID"))
+        ):
             # A hook that does not name its client must not take an id away from the session
             # client that holds it (its prompts would then fail as "not connected").
             owner_info = self.registry.sessions.get(owner)
@@ -450,7 +494,9 @@ class Hub:
             return info  # the old id of a /clear: the new SessionStart already took over
         if info.session_id != sid:
             self._associate(info, sid)
-        pid = env.get("CLAUDE_PID") or (env.get("PPID") if not info.internal_id else None)
+        pid = env.get("CLAUDE_PID") or (
+            (env.get("PPID_PARENT") or env.get("PPID")) if not info.internal_id else None
+        )
         self.registry.ensure(
             key,
             transcript_path=_str(payload.get("transcript_path")),
@@ -474,6 +520,7 @@ class Hub:
             if isinstance(lam, str):
                 info.last_assistant_message = lam
         info.last_activity = now
+        info.data.pop("settle_until", None)
         state = state_after_hook(event, payload)
         if event == "SessionEnd" and payload.get("reason") == "clear":
             state = BUSY  # about to be replaced by SessionStart{source: clear}
@@ -545,7 +592,7 @@ class Hub:
         return {
             "short_id": sid[:8],
             "state": info.state,
-            "scheduled": await self.store.call(_count_for, self.store.store, sid),
+            "scheduled": await self.store.run("count_scheduled", sid),
             "others_busy": sum(1 for s in others if s.state == BUSY),
             "others_waiting": sum(1 for s in others if s.state == WAITING),
             "branch": info.git_branch,
@@ -621,6 +668,15 @@ class Hub:
     async def _flush_metadata(self) -> None:
         self._dirty_event = trio.Event()
         keys, self._dirty = self._dirty, set()
+        try:
+            await self._write_metadata(keys)
+        except BaseException:
+            # Not written (cancelled at shutdown, or failed): keep the batch for the next try.
+            self._dirty |= keys
+            self._dirty_event.set()
+            raise
+
+    async def _write_metadata(self, keys: set[str]) -> None:
         infos = [self.registry.sessions[k] for k in keys if k in self.registry.sessions]
         infos = [i for i in infos if i.session_id]
         if not infos:
@@ -666,9 +722,6 @@ class Hub:
             except OSError as exc:
                 log.warning("could not write the cache file of session %s: %s", sid, exc)
 
-    def forget_cache(self, session_id: str) -> None:
-        remove_session_cache(self.config.paths, session_id)
-
     # --- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -705,10 +758,6 @@ def _retired(info: SessionInfo) -> bool:
     if info.connected:
         return False
     return bool(info.data.get("client_left")) or info.state == ENDED
-
-
-def _count_for(store: Any, sid: str) -> int:
-    return len(store.scheduled(sid))
 
 
 def _count_states(infos: Any) -> dict[str, int]:

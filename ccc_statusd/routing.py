@@ -57,6 +57,7 @@ class Queue:
     """Keep it in the session's outbox until its next idle moment; ``reason`` is for the sender."""
 
     reason: str
+    retry_s: float | None = None  # when it may go, if a timer (not a hook) decides
 
 
 Route = Deliver | DeliverTmux | Queue
@@ -100,11 +101,6 @@ def decide(kind: str, info: SessionInfo | None, target: str, *, client_connected
         f"session {target} is not connected to the daemon and is not in a tmux pane; attach it "
         "by starting Claude Code with: ccc run -- claude"
     )
-
-
-def is_deliverable_state(state: str) -> bool:
-    """Whether an outbox may be drained now (idle, unknown, or failed: a failed turn is over)."""
-    return state not in (BUSY, WAITING, ENDED)
 
 
 def command_line(name: str, args: str | None) -> str:

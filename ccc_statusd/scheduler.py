@@ -90,8 +90,9 @@ class Scheduler:
                 blocked.add(sid)
                 continue
             wait = await self._attempt(row)
+            # One delivery per session per pass: the next waits for that turn's hooks.
+            blocked.add(sid)
             if wait is not None:
-                blocked.add(sid)
                 if sid in self._woken:
                     # It connected or went idle while we were trying: retry in the next pass
                     # (already signalled) instead of sitting out the back-off.
@@ -105,12 +106,18 @@ class Scheduler:
         from .hub import NotIdle
 
         hub = self.hub
-        msg = message_for_row(row)
+        if await hub.store.run("scheduled_one", row["id"]) is None:
+            return None  # cancelled (ccc schedule cancel) since this pass read the table
         info = hub.registry.by_session_id(row["session_id"])
         try:
-            reply = await hub.route(msg, sender=None, allow_queue=False)
+            msg = message_for_row(row)
+            reply = await hub.route(
+                msg, sender=None, allow_queue=False, delivery_id=f"sched-{row['id']}"
+            )
         except NotIdle as exc:
             log.debug("scheduled %s waits: %s", row["id"], exc)
+            if exc.retry_s is not None:
+                return max(exc.retry_s, 0.05)
             return NOT_IDLE_RETRY_S if exc.by_client else BUSY_RECHECK_S
         except (RoutingError, protocol.RemoteProtocolError) as exc:
             error = str(exc)
@@ -142,9 +149,12 @@ def message_for_row(row: dict[str, Any]) -> protocol.Prompt | protocol.Command:
     text = row["message"]
     if row.get("kind") == "command":
         name, _, args = text.lstrip("/").partition(" ")
-        return protocol.Command(
-            type="command", session_id=sid, name=name or "help", text=args or None
-        )
+        if not name:
+            raise protocol.RemoteProtocolError(
+                f"scheduled command {row['id']} has no command name; cancel it with: "
+                f"ccc schedule cancel {row['id']}"
+            )
+        return protocol.Command(type="command", session_id=sid, name=name, text=args or None)
     return protocol.Prompt(type="prompt", session_id=sid, text=text)
 
 

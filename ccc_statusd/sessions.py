@@ -229,7 +229,8 @@ def hook_session_key(
     iid = internal_id or env.get("CCC_INTERNAL_ID")
     if iid and is_safe_id(iid):
         return iid
-    for var in ("CLAUDE_PID", "PPID"):
+    # PPID_PARENT: `ccc hook` sends the grandparent when the shell Claude ran did not exec it.
+    for var in ("CLAUDE_PID", "PPID_PARENT", "PPID"):
         pid = env.get(var, "")
         if pid.isdigit() and int(pid) > 1:
             return f"pid-{pid}"

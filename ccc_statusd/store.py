@@ -362,8 +362,14 @@ class Store:
             )
         ]
 
-    def count_scheduled(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM scheduled_messages").fetchone()[0])
+    def count_scheduled(self, session_id: str | None = None) -> int:
+        if session_id is None:
+            return int(self.db.execute("SELECT count(*) FROM scheduled_messages").fetchone()[0])
+        return int(
+            self.db.execute(
+                "SELECT count(*) FROM scheduled_messages WHERE session_id = ?", [session_id]
+            ).fetchone()[0]
+        )
 
     def integrity_ok(self) -> bool:
         return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")

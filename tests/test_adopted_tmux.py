@@ -34,6 +34,11 @@ class Pane:
     def records(self, event: str) -> list[dict[str, Any]]:
         return [r for r in read_records(self.record) if r["event"] == event]
 
+    async def wait_stops(self, count: int) -> None:
+        with trio.fail_after(15):
+            while sum(1 for r in self.records("hook") if r.get("name") == "Stop") < count:  # noqa: ASYNC110
+                await trio.sleep(0.02)
+
     async def wait(self, event: str, count: int = 1) -> list[dict[str, Any]]:
         with trio.fail_after(15):
             while len(self.records(event)) < count:  # noqa: ASYNC110 (polling a file)
@@ -85,8 +90,10 @@ async def test_adopted_session_gets_prompts_through_tmux_only_when_idle(
     [submitted] = await adopted.wait("submit")
     assert submitted["prompt"] == "line one\nline two"
     # The stand-in's turn ends with a Stop hook: idle again, and a command goes through too.
+    # (Until a hook follows a delivery, further messages are queued: see DELIVERY_SETTLE_S.)
+    await adopted.wait_stops(1)
     with trio.fail_after(15):
-        while info.state != "idle":  # noqa: ASYNC110 (hooks arrive from tmux)
+        while info.state != "idle" or info.data.get("settle_until"):  # noqa: ASYNC110
             await trio.sleep(0.02)
     reply = await c.request({"type": "command", "session_id": sid, "name": "clear"})
     assert reply["status"] == "delivered", reply

@@ -100,6 +100,10 @@ async def test_clear_rotates_id_and_old_id_still_routes(daemon: Hub, connect) ->
             n.start_soon(answer_routed, session)
             reply = await sender.request({"type": "prompt", "session_id": target, "text": "hi"})
         assert reply["status"] == "delivered" and reply["session_id"] == target
+        # Claude Code takes the prompt and ends the turn (until a hook says so, a second
+        # message would be queued: the delivery settle window).
+        await send_hook(hooks, hook("UserPromptSubmit", NEW_SID, prompt="hi"), "iid-flow")
+        await send_hook(hooks, hook("Stop", NEW_SID), "iid-flow")
     daemon.registry.check_consistent()
 
 
@@ -158,7 +162,9 @@ async def test_metadata_and_cache_files_persist(daemon: Hub, connect, paths) -> 
     assert cached["session_id"] == SID and cached["state"] == "idle"
 
 
-async def test_hook_without_client_id_does_not_steal_a_connected_sessions_id(daemon: Hub, connect) -> None:
+async def test_hook_without_client_id_does_not_steal_a_connected_sessions_id(
+    daemon: Hub, connect
+) -> None:
     session = await attach(connect)
     hooks = await connect()
     await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
@@ -167,3 +173,21 @@ async def test_hook_without_client_id_does_not_steal_a_connected_sessions_id(dae
     assert info is not None and info.key == "iid-flow" and info.state == "busy"
     daemon.registry.check_consistent()
     await session.aclose()
+
+
+async def test_second_message_waits_for_the_first_turns_hooks(daemon: Hub, connect) -> None:
+    """Two senders at once: the second is queued until a hook tells what the first started."""
+    session = await attach(connect)
+    hooks = await connect()
+    a, b = await connect(), await connect()
+    await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
+    async with trio.open_nursery() as n:
+        n.start_soon(answer_routed, session)
+        first = await a.request({"type": "prompt", "session_id": SID, "text": "one"})
+    second = await b.request({"type": "prompt", "session_id": SID, "text": "two"})
+    assert first["status"] == "delivered"
+    assert second["status"] == "queued" and "just delivered" in second["data"]["reason"]
+    await send_hook(hooks, hook("UserPromptSubmit", SID, prompt="one"), "iid-flow")
+    await send_hook(hooks, hook("Stop", SID), "iid-flow")
+    got = await answer_routed(session)  # the turn ended: the queued one goes now, once
+    assert got["text"] == "two"

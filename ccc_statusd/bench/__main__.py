@@ -717,7 +717,7 @@ async def _churn(run: Run, daemon: Target) -> None:
     )
     # A leak is growth; a connection's writer task exists only while it writes, so the
     # baseline sample can hold one more transient task than the quiet state after.
-    tasks_ok = (la.get("live_tasks") <= lb.get("live_tasks")) if lb and la else True
+    tasks_ok = (int(la.get("live_tasks", 0)) <= int(lb.get("live_tasks", 0))) if lb and la else True
     conns_b, conns_a = int(st_base.get("connections", -1)), int(st_after.get("connections", -1))
     run.add(
         Row(

@@ -29,6 +29,10 @@ from ..protocol import ROUTED_TYPES, LineFramer, RemoteProtocolError, decode_obj
 
 log = logging.getLogger(__name__)
 
+# Request ids with this prefix name one scheduled message across the daemon's retries.
+STABLE_ID_PREFIX = "sched-"
+DELIVERED_MEMORY = 64
+
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 HEARTBEAT_INTERVAL_S = 30.0  # the seed's interval; the daemon's reaper allows 90 s of silence
@@ -123,6 +127,7 @@ class SessionLink:
         self.registrations = 0
         self.connected = False
         self.handled = 0  # routed messages answered (or attempted)
+        self._delivered: dict[str, dict[str, Any]] = {}  # stable request id → our answer
         self._registered = trio.Event()
         self._beat_now = trio.Event()
         self._ids = itertools.count(1)
@@ -318,6 +323,13 @@ class SessionLink:
             handlers.start_soon(self._reply, conn, reply)
 
     async def _handle(self, conn: _Connection, msg: dict[str, Any]) -> None:
+        rid = msg.get("request_id")
+        # The daemon retries a scheduled message under the same id when it did not get our
+        # answer (timeout, restart): if we already typed it, say so instead of typing it again.
+        stable = isinstance(rid, str) and rid.startswith(STABLE_ID_PREFIX)
+        if stable and rid in self._delivered:
+            await self._reply(conn, {"type": "response", "request_id": rid, **self._delivered[rid]})
+            return
         try:
             result = await self.handler(msg)
             if not isinstance(result, dict):
@@ -331,6 +343,10 @@ class SessionLink:
                 f"{exc}; check the session client's log"
             }
         self.handled += 1
+        if stable and isinstance(rid, str) and not result.get("error"):
+            self._delivered[rid] = dict(result)
+            while len(self._delivered) > DELIVERED_MEMORY:
+                self._delivered.pop(next(iter(self._delivered)))
         reply = dict(result)
         reply["type"] = "response"
         if isinstance(msg.get("request_id"), str):
