@@ -32,7 +32,9 @@ def write_session_cache(paths: Paths, session_id: str, record: dict[str, Any]) -
     data = json.dumps(record, separators=(",", ":"), default=str).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
     try:

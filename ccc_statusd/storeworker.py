@@ -25,6 +25,7 @@ class StoreWorker:
         self.store = store
         self.inline = inline
         self._limiter = trio.CapacityLimiter(1)
+        self._files = trio.CapacityLimiter(1)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the worker thread (``fn`` is usually a bound Store method)."""
@@ -34,11 +35,12 @@ class StoreWorker:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
-        """Other blocking work (cache files): off the loop, but not queued behind the database."""
+        """Other blocking work (cache files, file reads): off the loop, not queued behind the
+        database, and one at a time (two writers of one cache file would share its temp name)."""
         if self.inline:
             await trio.lowlevel.checkpoint()
             return fn(*args)
-        return await trio.to_thread.run_sync(fn, *args)
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._files)
 
     async def run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``Store.<method>(*args, **kwargs)`` off the event loop."""

@@ -164,11 +164,15 @@ class FakeDaemon:
             pass
 
     async def route(
-        self, internal_id: str, msg: dict[str, Any], timeout_s: float = 10.0
+        self,
+        internal_id: str,
+        msg: dict[str, Any],
+        timeout_s: float = 10.0,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         """Send a routed message to a registered client and return its response."""
         conn = self.clients[internal_id]
-        request_id = f"route-{next(self._ids)}"
+        request_id = request_id or f"route-{next(self._ids)}"
         send, receive = trio.open_memory_channel[dict[str, Any]](1)
         conn.waiting[request_id] = send
         await conn.send({**msg, "request_id": request_id})

@@ -296,3 +296,30 @@ async def test_heartbeat_now(sock_dir: Path, autojump_clock: Any) -> None:
         await trio.sleep(31)
         assert len([m for m in daemon.received if m["type"] == "heartbeat"]) == 2
         nursery.cancel_scope.cancel()
+
+
+async def test_a_retried_scheduled_message_is_not_typed_twice(
+    sock_dir: Path, autojump_clock: Any
+) -> None:
+    """The daemon retries a scheduled row under one id when it missed our answer: the client
+    answers the repeat from memory instead of typing the text again."""
+    daemon = FakeDaemon(sock_dir / "d.sock")
+    typed: list[str] = []
+
+    async def handler(msg: dict[str, Any]) -> dict[str, Any]:
+        typed.append(msg["text"])
+        return {"data": {"delivered_via": "test"}}
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.serve)
+        await nursery.start(
+            lambda task_status: run_session_link(daemon.path, "iid-1", handler, task_status=task_status)
+        )
+        msg = {"type": "prompt", "session_id": "s1", "text": "once"}
+        first = await daemon.route("iid-1", msg, request_id="sched-row1")
+        again = await daemon.route("iid-1", msg, request_id="sched-row1")
+        other = await daemon.route("iid-1", msg)  # ordinary ids are never deduplicated
+        assert first["data"] == again["data"] == {"delivered_via": "test"}
+        assert again["request_id"] == "sched-row1" and other.get("error") is None
+        assert typed == ["once", "once"]
+        nursery.cancel_scope.cancel()
