@@ -47,13 +47,6 @@ def write_session_cache(paths: Paths, session_id: str, record: dict[str, Any]) -
         raise
 
 
-def remove_session_cache(paths: Paths, session_id: str) -> None:
-    try:
-        os.unlink(paths.session_cache(session_id))
-    except (FileNotFoundError, ValueError):
-        pass
-
-
 def read_session_cache(path: Path) -> dict[str, Any] | None:
     """One cache file, or None if it is missing; a corrupt one is moved aside with a warning."""
     try:

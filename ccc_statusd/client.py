@@ -367,12 +367,3 @@ def query_message(name: str, **fields: Any) -> dict[str, Any]:
     msg: dict[str, Any] = {"type": "query", "query": name}
     msg.update({k: v for k, v in fields.items() if v is not None})
     return msg
-
-
-def daemon_is_up(socket_path: str | None = None, timeout: float = 1.0) -> bool:
-    """Whether a daemon answers ``ping`` on the socket."""
-    try:
-        with Client(socket_path, timeout=timeout) as c:
-            return c.query("ping") == "pong"
-    except ClientError:
-        return False

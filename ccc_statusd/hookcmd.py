@@ -102,18 +102,31 @@ def _trim(value: Any) -> Any:
     return value
 
 
-def build_message(payload: dict[str, Any], env: Mapping[str, str]) -> bytes:
-    """The one wire line sent for a hook payload (bounded to the daemon's line limit)."""
-    hook_env = {k: env[k] for k in _ENV_KEYS if env.get(k)}
+def identified_message(
+    kind: str, payload: dict[str, Any], env: Mapping[str, str], keys: tuple[str, ...] = _ENV_KEYS
+) -> dict[str, Any]:
+    """A ``hook``/``statusline`` message with what identifies the session: the forwarded env
+    vars, our parent (the ``sh -c`` Claude Code ran, or Claude itself if sh exec'd us) and its
+    parent, and ``internal_id`` when it is a plain id (an unsafe one would get the whole
+    message refused). Shared by ``ccc hook`` and ``ccc statusline`` so the daemon keys both to
+    the same session."""
+    fwd = {k: env[k] for k in keys if env.get(k)}
     ppid = os.getppid()
-    hook_env["PPID"] = str(ppid)
+    fwd["PPID"] = str(ppid)
     grandparent = parent_of(ppid)
     if grandparent:
-        hook_env["PPID_PARENT"] = str(grandparent)
-    msg: dict[str, Any] = {"type": "hook", "data": payload, "env": hook_env}
+        fwd["PPID_PARENT"] = str(grandparent)
+    msg: dict[str, Any] = {"type": kind, "data": payload}
     internal_id = _safe_id(env.get("CCC_INTERNAL_ID"))
     if internal_id:
         msg["internal_id"] = internal_id
+    msg["env"] = fwd
+    return msg
+
+
+def build_message(payload: dict[str, Any], env: Mapping[str, str]) -> bytes:
+    """The one wire line sent for a hook payload (bounded to the daemon's line limit)."""
+    msg = identified_message("hook", payload, env)
     line = _encode(msg)
     if len(line) > MAX_SEND_BYTES:
         msg["data"] = _trim(payload)

@@ -290,7 +290,8 @@ class Hub:
         sid = self.resolve(msg.session_id)
         info = self.registry.by_session_id(sid)
         conn = self.server.clients.get(info.key) if (info and self.server) else None
-        decision = decide(kind, info, sid, client_connected=conn is not None)
+        settling_s = info.data.get("settle_until", 0.0) - trio.current_time() if info else 0.0
+        decision = decide(kind, info, sid, client_connected=conn is not None, settling_s=settling_s)
         text = (
             msg.text
             if kind == "prompt"
@@ -298,21 +299,6 @@ class Hub:
             if kind == "command"
             else msg.code
         )
-        if (
-            kind != "eval"
-            and not isinstance(decision, Queue)
-            and info is not None
-            and info.state != UNKNOWN
-            and info.data.get("settle_until", 0.0) > trio.current_time()
-        ):
-            # Another message was just typed and no hook has told us yet whether its turn began:
-            # a second one now could land in a dialog that turn opened. (Sessions without hooks
-            # have no such signal; their client guards itself: draft, typing, quiet terminal.)
-            settle = info.data["settle_until"] - trio.current_time()
-            decision = Queue(
-                "a message was just delivered to this session; it waits for that turn",
-                retry_s=settle,
-            )
         if isinstance(decision, Queue):
             if not allow_queue:
                 raise NotIdle(decision.reason, retry_s=decision.retry_s)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .protocol import MIN_PREFIX_LEN
-from .sessions import BUSY, ENDED, WAITING, SessionInfo
+from .sessions import BUSY, ENDED, UNKNOWN, WAITING, SessionInfo
 
 
 class RoutingError(Exception):
@@ -68,11 +68,22 @@ _QUEUE_REASONS = {
 }
 
 
-def decide(kind: str, info: SessionInfo | None, target: str, *, client_connected: bool) -> Route:
+def decide(
+    kind: str,
+    info: SessionInfo | None,
+    target: str,
+    *,
+    client_connected: bool,
+    settling_s: float = 0.0,
+) -> Route:
     """Where a prompt/command/eval for session ``target`` goes, or RoutingError.
 
     Deliver only when idle (SPEC §7): keystrokes go to whatever has focus, so a session whose
-    hooks say busy or waiting gets the message queued, never typed. Eval is never queued.
+    hooks say busy or waiting gets the message queued, never typed. ``settling_s`` > 0: a
+    message was just typed and no hook has told yet whether its turn began (a second one could
+    land in a dialog that turn opened), so this one waits too. Sessions without hooks have no
+    such signal; their client guards itself (draft, typing, quiet terminal). Eval is never
+    queued.
     """
     if info is None:
         raise RoutingError(
@@ -84,9 +95,15 @@ def decide(kind: str, info: SessionInfo | None, target: str, *, client_connected
             f"session {target} has ended; start a new one (ccc run -- claude) or pick another "
             "from: ccc sessions"
         )
-    if client_connected:
-        if kind != "eval" and info.state in _QUEUE_REASONS:
+    if kind != "eval" and (client_connected or info.tmux_pane):
+        if info.state in _QUEUE_REASONS:
             return Queue(_QUEUE_REASONS[info.state])
+        if settling_s > 0 and info.state != UNKNOWN:
+            return Queue(
+                "a message was just delivered to this session; it waits for that turn",
+                retry_s=settling_s,
+            )
+    if client_connected:
         return Deliver(info.key)
     if kind == "eval":
         raise RoutingError(
@@ -94,8 +111,6 @@ def decide(kind: str, info: SessionInfo | None, target: str, *, client_connected
             "start it with: ccc run --inject -- claude"
         )
     if info.tmux_pane:
-        if info.state in _QUEUE_REASONS:
-            return Queue(_QUEUE_REASONS[info.state])
         return DeliverTmux(info.tmux_pane)
     raise RoutingError(
         f"session {target} is not connected to the daemon and is not in a tmux pane; attach it "

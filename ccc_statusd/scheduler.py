@@ -156,12 +156,3 @@ def message_for_row(row: dict[str, Any]) -> protocol.Prompt | protocol.Command:
             )
         return protocol.Command(type="command", session_id=sid, name=name, text=args or None)
     return protocol.Prompt(type="prompt", session_id=sid, text=text)
-
-
-async def run_scheduler(
-    hub: Hub,
-    *,
-    retry_s: float = 30.0,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> NoReturn:
-    await Scheduler(hub, retry_s=retry_s).run(task_status=task_status)

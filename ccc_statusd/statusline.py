@@ -53,7 +53,7 @@ import time
 
 from ccc_statusd import fastjson
 from ccc_statusd.client import default_socket_path
-from ccc_statusd.hookcmd import is_safe_id, parent_of
+from ccc_statusd.hookcmd import identified_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -446,27 +446,9 @@ def read_git_branch(start: str) -> str | None:
     return None
 
 
-# protocol.is_safe_id without importing pydantic: an unsafe id would make the daemon reject
-# the whole message.
-_is_safe_id = is_safe_id
-
-
 def build_message(payload: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """The ``statusline`` message for the daemon (SPEC §4)."""
-    msg: dict[str, Any] = {"type": "statusline", "data": payload}
-    internal_id = env.get("CCC_INTERNAL_ID")
-    if internal_id and _is_safe_id(internal_id):
-        msg["internal_id"] = internal_id
-    fwd = {k: env[k] for k in FORWARDED_ENV_KEYS if env.get(k)}
-    # Our parent is the `sh -c` Claude Code started (or claude itself, if sh exec'd us); the
-    # same identity fields `ccc hook` sends, so the daemon keys both to one session.
-    ppid = os.getppid()
-    fwd["PPID"] = str(ppid)
-    grandparent = parent_of(ppid)
-    if grandparent:
-        fwd["PPID_PARENT"] = str(grandparent)
-    msg["env"] = fwd
-    return msg
+    return identified_message("statusline", payload, env, FORWARDED_ENV_KEYS)
 
 
 def exchange(

@@ -370,6 +370,3 @@ class Store:
                 "SELECT count(*) FROM scheduled_messages WHERE session_id = ?", [session_id]
             ).fetchone()[0]
         )
-
-    def integrity_ok(self) -> bool:
-        return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")

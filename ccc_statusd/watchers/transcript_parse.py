@@ -250,11 +250,6 @@ class TranscriptAggregate:
 
     # ----------------------------------------------------------------- persistence
 
-    @property
-    def message_count(self) -> int:
-        """User plus assistant lines: what ``ccc sessions`` shows as "messages"."""
-        return self.user_messages + self.assistant_messages
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of everything but ``pending`` (see the module docstring)."""
         # Not dataclasses.asdict: it deep-copies recursively and was 12% of an initial index.

@@ -30,6 +30,7 @@ import os
 import stat
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -92,11 +93,6 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     for name, kind in SCHEMA.items():
         if name not in existing:
             table.add_column(name, kind)
-
-
-def is_transcript(path: Path, projects_dir: Path) -> bool:
-    """True for ``<projects_dir>/<project>/<name>.jsonl`` (not subagent files deeper down)."""
-    return path.suffix == ".jsonl" and path.parent.parent == projects_dir
 
 
 def iter_transcripts(config_dir: Path) -> list[Path]:
@@ -456,24 +452,29 @@ class _Watch:
         with trio.CancelScope() as scope:
             self._scope = scope
             task_status.started()
+            # aclosing: a cancelled watch must close its generator now, not at garbage collection.
+            stream = watchfiles.awatch(
+                *self.roots,
+                watch_filter=self._filter,
+                stop_event=self._stop,
+                debounce=debounce_ms,
+                step=WATCH_STEP_MS,
+            )
             try:
-                async for changes in watchfiles.awatch(
-                    *self.roots,
-                    watch_filter=self._filter,
-                    stop_event=self._stop,
-                    debounce=debounce_ms,
-                    step=WATCH_STEP_MS,
-                ):
-                    items = self._items(changes)
-                    if not items:
-                        continue
-                    try:
-                        changed = await call_store(index.scan_paths, items)
-                    except Exception:
-                        log.exception("transcript scan after a change failed; the rescan retries")
-                        continue
-                    if changed:
-                        await _maybe_await(on_change(changed))
+                async with aclosing(stream):
+                    async for changes in stream:
+                        items = self._items(changes)
+                        if not items:
+                            continue
+                        try:
+                            changed = await call_store(index.scan_paths, items)
+                        except Exception:
+                            log.exception(
+                                "transcript scan after a change failed; the rescan retries"
+                            )
+                            continue
+                        if changed:
+                            await _maybe_await(on_change(changed))
             except OSError:
                 # Too many inotify watches, a projects/ dir removed under us, ...: the periodic
                 # rescan still covers every file, only with rescan latency.
