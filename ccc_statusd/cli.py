@@ -29,7 +29,9 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .client import Client, ClientError, DaemonNotRunning, default_socket_path, display, not_running
-from .fastcli import (
+from .listing import last_activity, sort_sessions
+from .paths import Paths
+from .sendcmd import (
     EXIT_ERROR,
     EXIT_NOT_RUNNING,
     EXIT_OK,
@@ -44,7 +46,6 @@ from .fastcli import (
     text_arg,
     use_colour,
 )
-from .paths import Paths
 
 # When a rate-limit window resets, wait this much longer before sending: the reset time is the
 # server's, our clock may be a little ahead, and a prompt sent a second early fails again.
@@ -366,30 +367,6 @@ def sessions(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     print_sessions(records, now=time.time(), colour=use_colour(sys.stdout))
 
 
-def last_activity(rec: dict[str, Any]) -> float:
-    transcript = rec.get("transcript")
-    if not isinstance(transcript, dict):
-        transcript = {}
-    for value in (
-        rec.get("last_activity"),
-        rec.get("last_seen"),
-        transcript.get("last_ts_epoch"),
-        rec.get("updated_at"),
-    ):
-        if isinstance(value, int | float) and value > 0:
-            return float(value)
-    return 0.0
-
-
-def sort_sessions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Connected first, then sessions that have not ended, each by latest activity."""
-    return sorted(
-        records,
-        key=lambda r: (bool(r.get("connected")), r.get("state") != "ended", last_activity(r)),
-        reverse=True,
-    )
-
-
 def _context_pct(rec: dict[str, Any]) -> float | None:
     ctx = rec.get("context_window")
     if isinstance(ctx, dict) and isinstance(ctx.get("used_percentage"), int | float):
@@ -670,10 +647,10 @@ def path(ctx: typer.Context, session: SessionArg, as_json: JsonFlag = False) -> 
 
 def degraded_session_path(paths: Paths, sid: str) -> str | None:
     """The seed's discovery order without the daemon: database, cache file, then the
-    filesystem search the daemon does (``queries.discover_path``)."""
+    filesystem search the daemon does (``listing.discover_path``)."""
 
     from .cache import read_session_cache
-    from .queries import discover_path
+    from .listing import discover_path
 
     row = next((r for r in _db_rows(paths, "sessions") if r["session_id"] == sid), None)
     if row and row.get("transcript_path"):

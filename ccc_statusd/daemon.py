@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import trio
 
     from .hub import Hub
+    from .server import Server
 
 log = logging.getLogger("ccc_statusd")
 
@@ -212,10 +213,17 @@ async def run_daemon(
         except BaseException:
             await listener.aclose()
             raise
-        hub = Hub(config, store, wall=wall)
+        scheduler = Scheduler(
+            store,
+            wall=wall,
+            retry_s=config.scheduler_retry_s,
+            max_total=config.max_scheduled,
+            max_per_session=config.max_scheduled_per_session,
+        )
+        server = Server(config)
+        server.fit_to_fd_limit()
+        hub = Hub(config, store, scheduler, server, wall=wall)
         await hub.load()
-        server = Server(config, hub)
-        hub.server = server
         if os.environ.get("CCC_BENCH_INSTRUMENT"):
             from .instrument import LoopStats
 
@@ -225,9 +233,9 @@ async def run_daemon(
         try:
             async with trio.open_nursery() as nursery:
                 if handle_signals:
-                    await nursery.start(_watch_signals, nursery.cancel_scope, hub)
-                await nursery.start(server.serve, listener)
-                await nursery.start(hub.run_metadata_flusher)
+                    await nursery.start(_watch_signals, nursery.cancel_scope, hub, server)
+                await nursery.start(server.serve, listener, hub)
+                await nursery.start(hub.persistence.run_flusher)
                 await nursery.start(
                     partial(
                         run_reaper,
@@ -237,7 +245,7 @@ async def run_daemon(
                         idle_timeout_s=config.idle_timeout_s,
                     )
                 )
-                await nursery.start(Scheduler(hub, retry_s=config.scheduler_retry_s).run)
+                await nursery.start(scheduler.run, hub.delivery)
                 if config.enable_watchers:
                     from .discovery import run_watchers
 
@@ -258,7 +266,11 @@ async def run_daemon(
 
 
 async def _watch_signals(
-    cancel_scope: trio.CancelScope, hub: Hub, *, task_status: trio.TaskStatus[None]
+    cancel_scope: trio.CancelScope,
+    hub: Hub,
+    server: Server,
+    *,
+    task_status: trio.TaskStatus[None],
 ) -> None:
     import trio
 
@@ -268,9 +280,11 @@ async def _watch_signals(
             if signum == signal.SIGHUP:
                 log.info("SIGHUP: re-scanning sessions and the schedule")
                 await hub.load()
-                hub.wake_scheduler()
+                hub.scheduler.wake()
                 continue
             log.info("%s: shutting down", signal.Signals(signum).name)
+            # Requests in flight (a prompt being typed) get a short grace to be answered.
+            await server.drain(hub.config.shutdown_grace_s)
             cancel_scope.cancel()
             return
 

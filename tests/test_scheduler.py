@@ -77,7 +77,7 @@ async def test_due_order_and_never_early(vdaemon: Hub, connect, nursery, autojum
     await trio.sleep(400)
     assert [m["text"] for _, m in log] == ["first", "second"]
     assert log[0][0] - start >= 119 and log[1][0] - start >= 299
-    assert await vdaemon.store.run("scheduled") == []
+    assert await vdaemon.store.call(Store.scheduled) == []
 
 
 async def test_reload_wakes_early(vdaemon: Hub, connect, nursery, autojump_clock) -> None:
@@ -97,9 +97,9 @@ async def test_offline_session_keeps_message_and_gets_it_on_register(
     vdaemon: Hub, connect, nursery, autojump_clock
 ) -> None:
     row = await add(vdaemon, "offline-0001", "hello later", 0)
-    vdaemon.wake_scheduler()
+    vdaemon.scheduler.wake()
     await trio.sleep(1)
-    stored = await vdaemon.store.run("scheduled_one", row["id"])
+    stored = await vdaemon.store.call(Store.scheduled_one, row["id"])
     assert stored["attempts"] >= 1 and "no session matches" in stored["last_error"]
     t0 = trio.current_time()
     client = await register(connect, "iid-o", "offline-0001")
@@ -108,19 +108,19 @@ async def test_offline_session_keeps_message_and_gets_it_on_register(
     await trio.sleep(1)
     assert [m["text"] for _, m in log] == ["hello later"]
     assert log[0][0] - t0 < 1, "registration must trigger delivery, not the back-off timer"
-    assert await vdaemon.store.run("scheduled_one", row["id"]) is None
+    assert await vdaemon.store.call(Store.scheduled_one, row["id"]) is None
 
 
 async def test_row_deleted_only_after_ack(vdaemon: Hub, connect, nursery, autojump_clock) -> None:
     client = await register(connect, "iid-a", "ack-0001")
     row = await add(vdaemon, "ack-0001", "must not be lost", 0)
-    vdaemon.wake_scheduler()
+    vdaemon.scheduler.wake()
     msg = await client.recv()  # received but not acknowledged...
     assert msg["text"] == "must not be lost"
-    assert await vdaemon.store.run("scheduled_one", row["id"]) is not None
+    assert await vdaemon.store.call(Store.scheduled_one, row["id"]) is not None
     await client.aclose()  # ...and the client vanishes: the row stays, with the error
     await trio.sleep(1)
-    stored = await vdaemon.store.run("scheduled_one", row["id"])
+    stored = await vdaemon.store.call(Store.scheduled_one, row["id"])
     assert stored is not None and "disconnected" in stored["last_error"]
 
 
@@ -132,7 +132,7 @@ async def test_cancelled_row_is_never_delivered(
     nursery.start_soon(serve, client, log)
     row = await add(vdaemon, "cancel-0001", "never", 60)
     await trio.sleep(10)
-    assert await vdaemon.store.run("delete_scheduled", row["id"])
+    assert await vdaemon.store.call(Store.delete_scheduled, row["id"])
     await trio.sleep(120)
     assert log == []
 
@@ -153,8 +153,8 @@ async def test_reaper_closes_silent_session_client(nursery, autojump_clock, path
         assert (await alive.request({"type": "heartbeat", "internal_id": "iid-alive"})).get(
             "error"
         ) is None
-    assert "iid-quiet" not in hub.server.clients  # type: ignore[union-attr]
-    assert "iid-alive" in hub.server.clients  # type: ignore[union-attr]
+    assert "iid-quiet" not in hub.clients.by_key  # type: ignore[union-attr]
+    assert "iid-alive" in hub.clients.by_key  # type: ignore[union-attr]
     last = await quiet.recv()
     assert "no heartbeat" in last["error"]
     hub.registry.check_consistent()

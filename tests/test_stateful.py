@@ -346,7 +346,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                 for k, i in hub.registry.sessions.items()
                 if k.startswith(mine)
             }
-            clients = {k for k in hub.server.clients if k.startswith(mine)}  # type: ignore[union-attr]
+            clients = {k for k in hub.clients.by_key if k.startswith(mine)}  # type: ignore[union-attr]
             return s2i, infos, clients
 
         self.d.run(hub.flush_metadata)  # what the flusher does within 250 ms, now

@@ -1,0 +1,168 @@
+"""Answers to ``query`` messages (SPEC §4 rule 5): the daemon's state, read-only.
+
+``session_path`` follows the seed's discovery order: the live session's or the database's
+transcript path, the transcript index, then ``listing.discover_path`` on the filesystem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from .. import protocol
+from ..events import EventBus, TooManySubscribers
+from ..listing import discover_path, sort_sessions
+from ..paths import Paths
+from ..protocol import RemoteProtocolError
+from ..scheduler import Scheduler
+from ..server import Conn, Server
+from ..store import Store
+from ..storeworker import StoreWorker
+from .clients import SessionClients
+from .directory import SessionDirectory
+
+
+class Queries:
+    def __init__(
+        self,
+        directory: SessionDirectory,
+        clients: SessionClients,
+        scheduler: Scheduler,
+        events: EventBus,
+        store: StoreWorker,
+        server: Server | None,
+        paths: Paths,
+        status: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.directory = directory
+        self.clients = clients
+        self.scheduler = scheduler
+        self.events = events
+        self.store = store
+        self.server = server
+        self.paths = paths
+        self._handlers: dict[str, Callable[[Conn, protocol.Query], Awaitable[Any]]] = {
+            "ping": self._ping,
+            "status": self._status,
+            "active_sessions": self._active_sessions,
+            "active_connections": self._active_connections,
+            "list_sessions": self._list_sessions,
+            "session_path": self._session_path,
+            "reload_schedule": self._reload_schedule,
+            "list_scheduled": self._list_scheduled,
+            "subscribe": self._subscribe,
+        }
+        self.status = status
+
+    async def answer(self, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
+        handler = self._handlers.get(msg.query)
+        if handler is None:
+            raise RemoteProtocolError(
+                f"unknown query {msg.query[:40]!r}; use one of: " + ", ".join(protocol.QUERY_NAMES)
+            )
+        data = await handler(conn, msg)
+        if isinstance(data, tuple):  # (session id, data)
+            sid, data = data
+            return protocol.response(request_id=msg.request_id, session_id=sid, data=data)
+        return protocol.response(request_id=msg.request_id, data=data)
+
+    async def _ping(self, conn: Conn, msg: protocol.Query) -> str:
+        return "pong"
+
+    async def _status(self, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
+        return self.status()
+
+    async def _active_sessions(self, conn: Conn, msg: protocol.Query) -> list[dict[str, Any]]:
+        """Sessions with a live session-client connection (the seed's active_sessions)."""
+        out = []
+        for key in sorted(self.clients.by_key):
+            info = self.directory.get(key)
+            if info is not None:
+                out.append(info.to_public())
+        return out
+
+    async def _active_connections(self, conn: Conn, msg: protocol.Query) -> list[dict[str, Any]]:
+        if self.server is None:
+            return []
+        now = trio.current_time()
+        return [
+            {
+                "id": c.id,
+                "kind": c.role,
+                "internal_id": c.label if c.role == "session" else None,
+                "idle_s": round(now - c.last_seen, 3),
+                "pid": c.peer_pid,
+            }
+            for c in self.server.conns.values()
+        ]
+
+    async def _list_sessions(self, conn: Conn, msg: protocol.Query) -> list[dict[str, Any]]:
+        return await list_sessions(self.directory, self.store)
+
+    async def _session_path(self, conn: Conn, msg: protocol.Query) -> tuple[str, str | None]:
+        if not msg.session_id:
+            raise RemoteProtocolError(
+                'query "session_path" needs a "session_id" (a full id or a unique prefix)'
+            )
+        sid = self.directory.resolve(msg.session_id)
+        return sid, await self.session_path(sid)
+
+    async def _reload_schedule(self, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
+        return {"scheduled": await self.scheduler.reload()}
+
+    async def _list_scheduled(self, conn: Conn, msg: protocol.Query) -> list[dict[str, Any]]:
+        return await self.store.call(Store.scheduled, msg.session_id)
+
+    async def _subscribe(self, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
+        flt = msg.session_id
+        if flt:
+            flt = self.directory.resolve(flt)
+        if self.server is not None and (why := self.server.may_become_long_lived(conn)):
+            raise RemoteProtocolError(why)
+        try:
+            self.events.subscribe(conn, flt)
+        except TooManySubscribers as exc:
+            raise RemoteProtocolError(str(exc)) from None
+        conn.role = "subscriber"
+        return {"subscribed": True, "session_id": flt}
+
+    async def session_path(self, sid: str) -> str | None:
+        info = self.directory.by_session_id(sid)
+        if info is not None and info.transcript_path and info.session_id == sid:
+            return info.transcript_path
+        row = await self.store.call(Store.session, sid)
+        if row and row.get("transcript_path"):
+            return str(row["transcript_path"])
+        agg = self.directory.transcripts.get(sid)
+        if agg and agg.get("transcript_path"):
+            return str(agg["transcript_path"])
+        return await self.store.offload(discover_path, self.paths, sid, row)
+
+
+async def list_sessions(directory: SessionDirectory, store: StoreWorker) -> list[dict[str, Any]]:
+    """Every session we know: live ones from the registry, the rest from the database and the
+    transcript index; live and recently active first."""
+    rows = await store.call(Store.sessions)
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("alias_of"):
+            continue
+        rec = {k: v for k, v in row.items() if v is not None}
+        rec["connected"] = False
+        by_id[row["session_id"]] = rec
+    for sid, agg in directory.transcripts.items():
+        rec = by_id.setdefault(sid, {"session_id": sid, "connected": False})
+        rec["transcript"] = agg
+        for field in ("cwd", "transcript_path", "model", "git_branch"):
+            if agg.get(field) and not rec.get(field):
+                rec[field] = agg[field]
+    for info in directory.sessions.values():
+        if not info.session_id:
+            continue
+        rec = by_id.setdefault(info.session_id, {"session_id": info.session_id})
+        rec.update(info.to_public())
+        for alias in info.aliases:
+            by_id.pop(alias, None)
+    return sort_sessions(list(by_id.values()))
