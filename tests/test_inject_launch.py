@@ -121,7 +121,7 @@ async def ccc_run(nursery: trio.Nursery, paths: Paths) -> AsyncIterator[Callable
 def holder(hub: Hub, iid: str) -> str | None:
     """The kind of client holding ``iid`` on the daemon now ("inject", "pty"), or None."""
     assert hub.server is not None
-    if iid not in hub.server.clients:
+    if iid not in hub.clients.by_key:
         return None
     info = hub.registry.sessions.get(iid)
     return info.kind if info else None
@@ -268,7 +268,7 @@ async def test_pty_link_takes_over_when_the_injection_is_gone_for_the_grace_peri
     reply = await send(connect, {"type": "eval", "session_id": "sess-gone-1", "code": code})
     assert reply.get("error") is None, reply
     assert daemon.server is not None
-    daemon.server.clients[run.iid].close("test: the injection goes away")
+    daemon.clients.by_key[run.iid].close("test: the injection goes away")
     await wait_holder(daemon, run.iid, "pty")
     assert "takes over" in run.log_text()
     await trio.sleep(0.3)  # the pty host's quiet period (no hook said idle since the takeover)

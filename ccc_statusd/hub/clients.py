@@ -60,6 +60,10 @@ class SessionClients:
     def connection(self, key: str) -> Conn | None:
         return self.by_key.get(key)
 
+    def pending_count(self, conn_id: int) -> int:
+        """Routed requests written to this connection and not answered yet."""
+        return len(self._pending.get(conn_id, ()))
+
     # --- messages from session clients ---------------------------------------------------------
 
     def register(self, conn: Conn, msg: protocol.Register) -> dict[str, Any]:
@@ -120,6 +124,8 @@ class SessionClients:
         info = self.directory.get(old_key)
         self.events.publish("taken_over", info, by_pid=new.peer_pid, reason=why)
         self._unmap(old)
+        if info is not None and old_key != new.label:
+            self._left(info)
         old.close(
             f"this session client was replaced by a newer connection (pid {new.peer_pid}) "
             f"claiming {why}; if that was not you, restart this session's ccc run"
@@ -181,11 +187,14 @@ class SessionClients:
     def disconnect(self, conn: Conn) -> None:
         for pending in self._pending.pop(conn.id, {}).values():
             pending.event.set()  # result None: "disconnected before confirming"
-        if conn.role != "session" or not self._unmap(conn):
+        if not self._unmap(conn):
             return
         info = self.directory.get(conn.label or "")
-        if info is None:
-            return
+        if info is not None:
+            self._left(info)
+
+    def _left(self, info: SessionInfo) -> None:
+        """The session's client is gone: unreachable now, retired once persisted."""
         info.connected = False
         info.client_left = True
         self.events.publish("disconnected", info)
@@ -198,7 +207,8 @@ class SessionClients:
         key = conn.label
         if key is not None and self.by_key.get(key) is conn:
             del self.by_key[key]
-            conn.role = "client"
+            if conn.role == "session":
+                conn.role = "client"
             return True
         return False
 

@@ -93,6 +93,7 @@ class Queries:
                 "kind": c.role,
                 "internal_id": c.label if c.role == "session" else None,
                 "idle_s": round(now - c.last_seen, 3),
+                "pending": self.clients.pending_count(c.id),
                 "pid": c.peer_pid,
             }
             for c in self.server.conns.values()
@@ -125,7 +126,8 @@ class Queries:
             self.events.subscribe(conn, flt)
         except TooManySubscribers as exc:
             raise RemoteProtocolError(str(exc)) from None
-        conn.role = "subscriber"
+        if conn.role == "client":  # a session client that also subscribes stays a session
+            conn.role = "subscriber"
         return {"subscribed": True, "session_id": flt}
 
     async def session_path(self, sid: str) -> str | None:
