@@ -818,7 +818,7 @@ def schedule_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Schedule a prompt (the default: ccc schedule SESSION TEXT --in 10m)."""
-    from .fastcli import UsageError, text_arg
+    from .sendcmd import UsageError, text_arg
 
     state = _state(ctx)
     timing = [
@@ -904,11 +904,18 @@ def schedule_list(
         due_in = r["send_at"] - now
         if due_in > 0:
             due = f"in {ago(due_in)}"
+        elif r.get("state") == "parked":
+            due = "parked"
+        elif r.get("state") == "in_flight":
+            due = "typing now"
         elif r.get("trigger") in ("idle", "when_idle"):
             due = "when idle"
         else:
             due = f"overdue {ago(-due_in)}"
-        lines = str(r.get("message") or "").strip().splitlines()
+        text = str(r.get("message") or "")
+        if r.get("kind") == "command":
+            text = f"/{r.get('command_name') or ''} {text}".rstrip()
+        lines = text.strip().splitlines()
         first = lines[0] if lines else ""
         table.append(
             [
@@ -943,10 +950,15 @@ def schedule_cancel(
             raise fail(
                 f"id prefix {id!r} is ambiguous: it matches {', '.join(sorted(matches))}; give more characters"
             )
-        deleted = store.delete_scheduled(matches[0])
+        outcome = store.cancel_scheduled(matches[0])
     finally:
         store.close()
-    if not deleted:
+    if outcome == "in_flight":
+        raise fail(
+            f"too late: scheduled message {matches[0]} is being typed into its session right "
+            "now; see what became of it with: ccc watch (or ccc sessions)"
+        )
+    if outcome != "cancelled":
         raise fail(
             f"scheduled message {matches[0]} was sent or cancelled meanwhile; nothing to cancel"
         )

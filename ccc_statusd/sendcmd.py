@@ -20,7 +20,6 @@ EXIT_NOT_RUNNING = 3
 EXIT_INTERRUPTED = 130  # the shell convention for Ctrl-C (128 + SIGINT)
 
 
-
 # --- output -------------------------------------------------------------------------------
 
 

@@ -566,6 +566,24 @@ def test_schedule_cancel_ambiguous(down: Paths) -> None:
     )
 
 
+def test_schedule_cancel_too_late_and_list_states(down: Paths) -> None:
+    store = Store(down.db)
+    try:
+        store.add_scheduled("s-1", "being typed", 1, id="fly111")
+        store.claim_scheduled("fly111")
+        store.add_scheduled(
+            "s-1", "keep it", 1, id="cmd222", kind="command", command_name="compact"
+        )
+        store.add_scheduled("s-1", "x", 1, id="prk333")
+        store.release_scheduled("prk333", "bad command name", 1, park=True)
+    finally:
+        store.close()
+    late = invoke(down, "schedule", "cancel", "fly111")
+    assert late.exit_code == 1 and "too late" in late.stderr and "being typed" in late.stderr
+    listed = invoke(down, "schedule", "list").stdout
+    assert "typing now" in listed and "/compact keep it" in listed and "parked" in listed
+
+
 def test_schedule_with_daemon_down_then_picked_up(down: Paths) -> None:
     _seed_db(down, {"session_id": "later-0000-1111", "claude_config_dir": "/x"})
     result = run_ccc(down, "schedule", "later-00", "hello from the past", "--when-idle")

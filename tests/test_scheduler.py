@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
+from typing import Any
 
 import pytest
 import trio
@@ -10,7 +12,9 @@ import trio
 from ccc_statusd.config import DaemonConfig
 from ccc_statusd.daemon import run_daemon
 from ccc_statusd.hub import Hub
-from ccc_statusd.store import Store
+from ccc_statusd.scheduler import Delivered, Failed, InvalidMessage, Scheduler
+from ccc_statusd.store import ScheduleFull, Store
+from ccc_statusd.storeworker import StoreWorker
 
 from .conftest import LineClient
 
@@ -158,3 +162,119 @@ async def test_reaper_closes_silent_session_client(nursery, autojump_clock, path
     last = await quiet.recv()
     assert "no heartbeat" in last["error"]
     hub.registry.check_consistent()
+
+
+# --- the scheduler alone, with a stand-in deliverer -----------------------------------------
+
+
+class StandIn:
+    """A Deliverer that answers each row with the next scripted outcome (or raises it)."""
+
+    def __init__(self, outcomes: dict[str, list[Any]]) -> None:
+        self.outcomes = outcomes
+        self.tried: list[str] = []
+        self.reports: list[tuple[str, Any, int, bool]] = []
+
+    async def deliver_row(self, row: dict[str, Any]) -> Any:
+        self.tried.append(row["message"])
+        todo = self.outcomes.get(row["message"]) or [Delivered()]
+        outcome = todo.pop(0) if len(todo) > 1 else todo[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def report_row(self, row: dict[str, Any], outcome: Any, *, attempts: int, parked: bool) -> None:
+        self.reports.append((row["message"], outcome, attempts, parked))
+
+
+@pytest.fixture
+def sched(paths) -> Iterator[Scheduler]:
+    store = StoreWorker(Store(paths.db), inline=True)
+    yield Scheduler(store, wall=lambda: BASE_WALL + trio.current_time(), retry_s=30.0)
+    store._store.close()
+
+
+async def test_a_permanent_failure_is_parked_and_never_blocks_later_rows(
+    sched: Scheduler, autojump_clock: trio.testing.MockClock
+) -> None:
+    await sched.enqueue("sess-0001", "prompt", "first")
+    await sched.enqueue("sess-0001", "prompt", "second")
+    d = StandIn({"first": [Failed("cannot be typed", permanent=True)]})
+    await sched.run_due(d)  # first: parked; second waits for the next pass (one per pass)
+    await sched.run_due(d)
+    assert d.tried == ["first", "second"]
+    rows = await sched.store.call(Store.scheduled)
+    assert [(r["message"], r["state"], r["last_error"]) for r in rows] == [
+        ("first", "parked", "cannot be typed")
+    ]
+    assert sched.count == 1  # parked rows stay listed
+    await sched.run_due(d)
+    assert d.tried == ["first", "second"]  # a parked row is never tried again
+
+
+async def test_an_unexpected_exception_is_a_failure_of_that_row_only(
+    sched: Scheduler, autojump_clock: trio.testing.MockClock
+) -> None:
+    await sched.enqueue("sess-0002", "prompt", "boom")
+    d = StandIn({"boom": [ValueError("bug"), Delivered()]})
+    delay = await sched.run_due(d)
+    row = (await sched.store.call(Store.scheduled))[0]
+    assert row["attempts"] == 1 and "ValueError: bug" in row["last_error"]
+    assert row["state"] == "pending" and 0 < delay <= 30.0
+    await trio.sleep(delay)
+    await sched.run_due(d)
+    assert await sched.store.call(Store.scheduled) == [] and sched.count == 0
+
+
+async def test_repeated_transient_failures_end_parked(
+    sched: Scheduler, autojump_clock: trio.testing.MockClock
+) -> None:
+    sched.max_attempts = 3
+    await sched.enqueue("sess-0003", "prompt", "flaky")
+    d = StandIn({"flaky": [Failed("not connected")]})
+    for _ in range(3):
+        await trio.sleep(await sched.run_due(d))
+    row = (await sched.store.call(Store.scheduled))[0]
+    assert row["state"] == "parked" and row["attempts"] == 3
+    assert d.reports[-1][3] is True  # reported as parked
+
+
+async def test_enqueue_refuses_what_could_never_be_typed(sched: Scheduler) -> None:
+    for session, kind, message, name in (
+        ("6656f299 (copy)", "prompt", "hi", None),
+        ("sess-0004", "command", "", "bad!name"),
+        ("sess-0004", "prompt", "   ", None),
+        ("sess-0004", "eval", "1+1", None),
+    ):
+        with pytest.raises(InvalidMessage):
+            await sched.enqueue(session, kind, message, command_name=name)
+    assert await sched.store.call(Store.count_scheduled) == 0
+
+
+async def test_caps_refuse_a_flood_with_a_sentence(sched: Scheduler) -> None:
+    sched.max_per_session = 2
+    sched.max_total = 3
+    await sched.enqueue("sess-0005", "prompt", "a")
+    await sched.enqueue("sess-0005", "prompt", "b")
+    with pytest.raises(ScheduleFull, match="already has 2 messages waiting"):
+        await sched.enqueue("sess-0005", "prompt", "c")
+    await sched.enqueue("sess-0006", "prompt", "d")
+    with pytest.raises(ScheduleFull, match="the schedule is full"):
+        await sched.enqueue("sess-0007", "prompt", "e")
+
+
+async def test_a_row_being_typed_cannot_be_cancelled(sched: Scheduler) -> None:
+    row = await sched.enqueue("sess-0008", "prompt", "typing")
+    assert await sched.store.call(Store.claim_scheduled, row["id"]) is not None
+    assert await sched.cancel(row["id"]) == "in_flight"
+    await sched.store.call(Store.release_scheduled, row["id"], None, 0, park=False)
+    assert await sched.cancel(row["id"]) == "cancelled" and sched.count == 0
+    assert await sched.cancel(row["id"]) == "missing"
+
+
+async def test_a_flooded_outbox_costs_a_few_rows_per_pass(sched: Scheduler) -> None:
+    for i in range(50):
+        await sched.enqueue("sess-0009", "prompt", f"m{i}")
+    await sched.enqueue("sess-0010", "prompt", "other")
+    due = await sched.store.call(Store.due_scheduled, int(sched.wall()) + 10, 4)
+    assert len(due) == 5 and due[-1]["message"] == "other"
