@@ -139,8 +139,31 @@ def _ask(state: State, name: str, **fields: Any) -> Any:
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def complete_session(incomplete: str) -> list[str]:
+    """Shell completion of SESSION: names and ids of the sessions with a cache file (a
+    directory listing and a few small reads: no daemon round trip, nothing slow)."""
+    from .cache import read_session_cache, session_cache_ids
+
+    paths = Paths.default()
+    out: list[str] = []
+    for sid in session_cache_ids(paths):
+        rec = read_session_cache(paths.session_cache(sid)) or {}
+        name = rec.get("name")
+        if isinstance(name, str) and name.startswith(incomplete) and rec.get("state") != "ended":
+            out.append(name)
+        if sid.startswith(incomplete):
+            out.append(sid)
+    return sorted(set(out))
+
+
 SessionArg = Annotated[
-    str, typer.Argument(help="A session id or a unique prefix (at least 4 characters).")
+    str,
+    typer.Argument(
+        help="A session's name, id, or a unique prefix of its id (at least 4 characters).",
+        autocompletion=complete_session,
+    ),
 ]
 
 
@@ -350,14 +373,22 @@ def statusline(
 
 
 @app.command()
-def sessions(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List sessions: active ones first, with state, model, directory, branch, context and cost."""
+def sessions(
+    ctx: typer.Context,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Also ended sessions and transcript history.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """List live sessions: name, state, kind, where, queued, model, cwd, branch, ctx, cost."""
     state = _state(ctx)
     try:
-        records = _ask(state, "list_sessions") or []
+        records = _ask(state, "list_sessions", data={"all": True} if everything else None) or []
     except DaemonNotRunning as exc:
         note(f"{exc}; showing the last known state from {display(str(state.paths.cache_dir))}")
         records = degraded_sessions(state.paths)
+        if not everything:
+            records = [r for r in records if r.get("state") != "ended"]
     except ClientError as exc:
         raise fail(str(exc), exc.exit_code) from None
     records = sort_sessions(records)
@@ -402,9 +433,17 @@ def session_row(rec: dict[str, Any], now: float) -> list[str]:
     cost = rec.get("cost_usd")
     last = last_activity(rec)
     state = str(rec.get("state") or "unknown")
+    if state == "ended" and rec.get("end_reason") in ("crashed", "pane_gone"):
+        state = f"ended ({rec['end_reason'].replace('_', ' ')})"
+    queued = int(rec.get("queued") or 0)
+    waiting_on = str(rec.get("waiting_on") or "")
     return [
+        str(rec.get("name") or "-"),
         str(rec.get("session_id") or "?")[:8],
         state,
+        str(rec.get("kind") or "-"),
+        str(rec.get("where") or "-"),
+        (f"{queued}" + (" draft" if "draft" in waiting_on else "")) if queued else "-",
         str(rec.get("model") or "-"),
         _shorten(display(str(rec["cwd"])), CWD_WIDTH) if rec.get("cwd") else "-",
         str(rec.get("git_branch") or "-"),
@@ -439,11 +478,24 @@ def print_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -
     if colour:
         colours = [[None] * len(row) for row in rows]
         for row, cols, rec in zip(rows, colours, records, strict=True):
-            cols[1] = _STATE_COLOURS.get(row[1])
+            cols[2] = _STATE_COLOURS.get(row[2].split(" ")[0])
             if not rec.get("connected"):
-                cols[0] = "2"
+                cols[1] = "2"
     print_table(
-        ["SESSION", "STATE", "MODEL", "CWD", "BRANCH", "CTX", "COST", "LAST ACTIVITY"],
+        [
+            "NAME",
+            "SESSION",
+            "STATE",
+            "KIND",
+            "WHERE",
+            "QUEUED",
+            "MODEL",
+            "CWD",
+            "BRANCH",
+            "CTX",
+            "COST",
+            "LAST ACTIVITY",
+        ],
         rows,
         colours,
     )
@@ -558,13 +610,18 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         f"ccc-statusd: {data.get('version')}, pid {data.get('pid')}, up {ago(float(data.get('uptime_s') or 0))}"
     )
     print(
-        f"connections: {data.get('connections', 0)} ({data.get('session_clients', 0)} session clients, "
-        f"{data.get('subscribers', 0)} subscribers)"
+        f"connections: {data.get('connections', 0)} "
+        f"({plural(data.get('session_clients', 0), 'session client')}, "
+        f"{plural(data.get('subscribers', 0), 'subscriber')})"
     )
-    print(f"sessions:    {data.get('sessions', 0)}" + (f" ({states})" if states else ""))
+    print(f"sessions:    {data.get('sessions', 0)} live" + (f" ({states})" if states else ""))
     print(f"scheduled:   {data.get('scheduled', 0)}")
     print(f"eval:        {'allowed' if data.get('allow_eval') else 'disabled'}")
     _print_paths(data.get("paths") or _paths_dict(state))
+
+
+def plural(n: Any, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _paths_dict(state: State) -> dict[str, str]:
@@ -989,14 +1046,66 @@ def run(
             help="Write the session client's log here (never to the terminal).",
         ),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Name the session (use it wherever a SESSION is accepted)."),
+    ] = None,
 ) -> None:
     """Run Claude Code (or COMMAND) attached to the daemon, so it can receive prompts."""
     from .session import pty_host
 
     state = _state(ctx)
     raise typer.Exit(
-        pty_host.run_command(list(command or []), paths=state.paths, inject=inject, log_path=log)
+        pty_host.run_command(
+            list(command or []), paths=state.paths, inject=inject, log_path=log, name=name
+        )
     )
+
+
+@app.command("name")
+def name_session(
+    ctx: typer.Context,
+    session: SessionArg,
+    new_name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="The new name; leave out to clear it.")
+    ] = None,
+) -> None:
+    """Name a live session (or clear its name); the name works wherever a SESSION does."""
+    state = _state(ctx)
+    try:
+        with Client(state.socket) as client:
+            reply = client.request(
+                {
+                    "type": "query",
+                    "query": "set_name",
+                    "session_id": session,
+                    "data": {"name": new_name or ""},
+                }
+            )
+    except DaemonNotRunning as exc:
+        raise fail(str(exc), EXIT_NOT_RUNNING) from None
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    sid = str(reply.get("session_id") or session)
+    print(
+        f"session {sid[:8]} is now called {new_name}"
+        if new_name
+        else f"session {sid[:8]} has no name now"
+    )
+
+
+@app.command()
+def forget(ctx: typer.Context, session: SessionArg) -> None:
+    """Forget an ended session: its rows in the database and its cache file."""
+    state = _state(ctx)
+    try:
+        data = _ask(state, "forget", session_id=session)
+    except DaemonNotRunning as exc:
+        raise fail(str(exc), EXIT_NOT_RUNNING) from None
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    ids = (data or {}).get("forgotten") or [session]
+    print("forgot " + ", ".join(str(i) for i in ids))
 
 
 SettingsOpt = Annotated[

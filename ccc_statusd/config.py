@@ -39,6 +39,10 @@ MAX_SCHEDULED_PER_SESSION = 1_000
 # Config dirs a client can make the daemon watch (besides ~/.claude, $CLAUDE_CONFIG_DIR and
 # --config-dir): each costs a watch and a scan of its projects/.
 MAX_CLIENT_CONFIG_DIRS = 16
+# Ended sessions are forgotten (rows and cache files) this long after they end; their
+# transcripts stay listed as history (`ccc sessions --all`).
+RETENTION_S = 24 * 3600.0
+LIVENESS_INTERVAL_S = 5.0  # a crashed session shows "ended (crashed)" within this
 SHUTDOWN_GRACE_S = 2.0  # connections get this long to finish their last write on shutdown
 TMUX_ENTER_DELAY_S = 0.05  # FACTS §5: Enter ≥30 ms after a paste, or it is swallowed
 
@@ -72,5 +76,7 @@ class DaemonConfig:
     # uids besides ours that may connect (a rootful container's user); explicit and logged.
     allow_uids: frozenset[int] = frozenset()
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
+    retention_s: float = RETENTION_S
+    liveness_interval_s: float = LIVENESS_INTERVAL_S
     # Run database calls on the event loop: only for tests on Trio's virtual clock.
     store_inline: bool = False

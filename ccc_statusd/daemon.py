@@ -192,6 +192,7 @@ async def run_daemon(
     import trio
 
     from .hub import Hub
+    from .liveness import run_liveness
     from .reaper import run_reaper
     from .scheduler import Scheduler
     from .server import Server
@@ -246,6 +247,17 @@ async def run_daemon(
                     )
                 )
                 await nursery.start(scheduler.run, hub.delivery)
+                await nursery.start(
+                    partial(
+                        run_liveness,
+                        lambda: list(hub.directory.sessions.values()),
+                        hub.directory.end,
+                        interval_s=config.liveness_interval_s,
+                    )
+                )
+                await nursery.start(
+                    partial(hub.persistence.run_pruner, retention_s=config.retention_s)
+                )
                 if config.enable_watchers:
                     from .discovery import run_watchers
 

@@ -35,6 +35,8 @@ QUERY_NAMES = (
     "reload_schedule",
     "list_scheduled",
     "subscribe",
+    "set_name",
+    "forget",
 )
 
 

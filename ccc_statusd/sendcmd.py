@@ -123,7 +123,7 @@ def send_routed(
             else ""
         )
         note(
-            f"queued for session {sid}: {reason}; it will be delivered at its next idle moment{ident}"
+            f"queued for session {sid}: {reason}; it goes as soon as the session can take it{ident}"
         )
     elif kind == "eval":
         result = reply.get("data")

@@ -73,6 +73,7 @@ class SessionInfo:
     key: str
     session_id: str | None = None
     internal_id: str | None = None
+    name: str | None = None  # unique among live sessions (ccc run --name, ccc name)
     aliases: list[str] = field(default_factory=list)
     kind: str = "adopted"  # pty | inject | adopted | scripted
     state: str = UNKNOWN
@@ -81,6 +82,8 @@ class SessionInfo:
     connected: bool = False
     client_left: bool = False  # its session client disconnected (it is then retired)
     pid: int | None = None
+    pid_start: int | None = None  # the process's start time (ticks): a reused pid is not it
+    end_reason: str | None = None  # exited | crashed | pane_gone, once ended
     cwd: str | None = None
     tmux_pane: str | None = None
     tmux_socket: str | None = None  # the pane's tmux server, when not the default one
@@ -99,6 +102,7 @@ class SessionInfo:
     # Owned by delivery: after typing, later messages wait until this (or the next hook).
     settle_until_trio: float | None = None
     deliveries: list[DeliveryRecord] = field(default_factory=list)
+    waiting_on: str | None = None  # why its outbox waits, when its client said "not now"
 
     @property
     def all_ids(self) -> list[str]:
@@ -111,6 +115,7 @@ class SessionInfo:
         """The view shown to clients (``list_sessions``, cache files)."""
         out = {
             "session_id": self.session_id,
+            "name": self.name,
             "internal_id": self.internal_id,
             "aliases": list(self.aliases),
             "kind": self.kind,
@@ -118,9 +123,12 @@ class SessionInfo:
             "state": self.state,
             "state_changed_at": self.state_changed_wall,
             "state_error": self.state_error,
+            "end_reason": self.end_reason,
+            "waiting_on": self.waiting_on,
             "pid": self.pid,
             "cwd": self.cwd,
             "tmux_pane": self.tmux_pane,
+            "tmux_socket": self.tmux_socket,
             "claude_config_dir": self.claude_config_dir,
             "transcript_path": self.transcript_path,
             "model": self.model,

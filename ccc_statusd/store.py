@@ -118,6 +118,21 @@ def m003_outbox_rows(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m004_session_identity(db: sqlite_utils.Database) -> None:
+    """What a restart must not lose: the name, how the session ended, its tmux server, and the
+    start time of its pid (a reused pid is not the same process)."""
+    meta = db["session_metadata"]
+    for col, typ in (
+        ("name", str),
+        ("end_reason", str),
+        ("tmux_socket", str),
+        ("pid_start", int),
+    ):
+        meta.add_column(col, typ)  # type: ignore[union-attr]
+    db.execute("CREATE INDEX IF NOT EXISTS idx_meta_alias_of ON session_metadata(alias_of)")
+
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
@@ -221,6 +236,10 @@ META_COLUMNS = frozenset(
         "cost_usd",
         "last_assistant_message",
         "data",
+        "name",
+        "end_reason",
+        "tmux_socket",
+        "pid_start",
     }
 )
 CONTEXT_COLUMNS = (
@@ -310,6 +329,40 @@ class Store:
         ):
             return dict(row)
         return None
+
+    def forget_session(self, session_ids: list[str]) -> int:
+        """Delete a session's rows (its id and aliases), its context figures: ``ccc forget``."""
+        marks = ", ".join("?" for _ in session_ids)
+        with write_transaction(self.db):
+            cur = self.db.execute(
+                f"DELETE FROM session_metadata WHERE session_id IN ({marks}) "
+                f"OR alias_of IN ({marks})",
+                [*session_ids, *session_ids],
+            )
+            self.db.execute(
+                f"DELETE FROM context_window WHERE session_id IN ({marks})", session_ids
+            )
+        return cur.rowcount
+
+    def ended_before(self, when: int) -> list[str]:
+        """Ids of sessions that ended before ``when`` (wall seconds): retention's candidates."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT session_id FROM session_metadata WHERE alias_of IS NULL AND "
+                "state = 'ended' AND coalesce(state_changed_at, last_seen) < ?",
+                [when],
+            )
+        ]
+
+    def queued_counts(self) -> dict[str, int]:
+        """Waiting rows per session (one query for the whole list)."""
+        return {
+            r[0]: int(r[1])
+            for r in self.db.execute(
+                "SELECT session_id, count(*) FROM scheduled_messages GROUP BY session_id"
+            )
+        }
 
     def session_ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT session_id FROM session_metadata")]

@@ -35,7 +35,7 @@ from ..protocol import RemoteProtocolError
 from ..routing import RoutingError
 from ..scheduler import Scheduler
 from ..server import Conn, Server
-from ..sessions import SessionRegistry
+from ..sessions import ENDED, SessionRegistry
 from ..store import Store
 from ..storeworker import StoreWorker
 from .ask import Asks
@@ -91,6 +91,7 @@ class Hub:
             server,
             config.paths,
             self.status,
+            self.persistence.forget_ended,
         )
 
     # --- start-up -----------------------------------------------------------------------------
@@ -98,9 +99,13 @@ class Hub:
     async def load(self) -> None:
         """Remember the ids of sessions in the database (they resolve by prefix), and count
         the schedule."""
-        for row in await self.store.call(Store.sessions):
+        rows = await self.store.call(Store.sessions)
+        for row in rows:
             self.directory.remember(row["session_id"])
             self.directory.add_config_dir(row.get("claude_config_dir") or None)
+        restored = self.directory.restore(rows)
+        if restored:
+            log.info("restored %d live sessions from the database", restored)
         await self.scheduler.load()
 
     # --- the Handler protocol (server.py) ------------------------------------------------------
@@ -165,6 +170,7 @@ class Hub:
 
     def status(self) -> dict[str, Any]:
         conns = self.server.stats() if self.server is not None else {}
+        live = [i for i in self.directory.sessions.values() if i.session_id and i.state != ENDED]
         out = {
             "pid": os.getpid(),
             "version": __version__,
@@ -173,8 +179,8 @@ class Hub:
             "connections": conns.get("connections", 0),
             "session_clients": len(self.clients.by_key),
             "subscribers": self.events.subscriber_count,
-            "sessions": len(self.directory.sessions),
-            "sessions_by_state": _count_states(self.directory.sessions.values()),
+            "sessions": len(live),
+            "sessions_by_state": _count_states(live),
             "scheduled": self.scheduler.count,
             "allow_eval": self.config.allow_eval,
             "counters": {

@@ -20,10 +20,11 @@ import trio
 
 from .. import protocol
 from ..events import EventBus
+from ..liveness import is_alive
 from ..protocol import RemoteProtocolError
 from ..routing import RoutingError
 from ..server import Conn, Server
-from ..sessions import SessionInfo
+from ..sessions import ENDED, UNKNOWN, SessionInfo
 from .directory import SessionDirectory
 from .values import sqlite_int as _int
 from .values import text as _str
@@ -90,13 +91,22 @@ class SessionClients:
         info = self.directory.ensure(
             iid,
             internal_id=iid,
-            kind=_str(data.get("kind")) or "pty",
-            pid=_int(data.get("pid")),
+            kind=_str(data.get("kind"), 32) or "pty",
             cwd=_str(data.get("cwd")),
             tmux_pane=_str(data.get("tmux_pane")),
             claude_config_dir=msg.claude_config_dir or _str(data.get("config_dir")),
             transcript_path=msg.transcript_path,
         )
+        # The Claude process (ccc run's child), not the wrapper: liveness watches it.
+        self.directory.set_pid(info, _int(data.get("child_pid")) or _int(data.get("pid")))
+        if info.state == ENDED:  # the same internal id came back (a restarted wrapper)
+            info.state, info.end_reason = UNKNOWN, None
+        name = _str(data.get("name"), 64)
+        if name:
+            try:
+                self.directory.set_name(info, name)
+            except RoutingError as exc:
+                log.warning("session client %s: %s", iid, exc)
         self.directory.add_config_dir(info.claude_config_dir)
         caps = data.get("capabilities")
         if isinstance(caps, list):
@@ -194,10 +204,13 @@ class SessionClients:
             self._left(info)
 
     def _left(self, info: SessionInfo) -> None:
-        """The session's client is gone: unreachable now, retired once persisted."""
+        """The session's client is gone: unreachable now, retired once persisted; if its
+        Claude process is gone too, the session ended (crashed, as no SessionEnd came)."""
         info.connected = False
         info.client_left = True
         self.events.publish("disconnected", info)
+        if info.pid is not None and not is_alive(info.pid, info.pid_start):
+            self.directory.end(info, "crashed")
         if info.session_id is None:
             self.directory.forget(info.key)
         else:

@@ -265,6 +265,8 @@ class Delivery:
             body.kind, info, sid, client_connected=conn is not None, settling_s=settling_s
         )
         if isinstance(decision, Queue):
+            if info is not None:
+                self._waiting_on(info, decision.reason)
             raise NotNowError(decision.reason, decision.retry_s)
         assert info is not None
         try:
@@ -293,11 +295,13 @@ class Delivery:
         except ClientDeclined as exc:
             self._forget(info, record)
             info.settle_until_trio = None
+            self._waiting_on(info, str(exc))
             raise NotNowError(str(exc), retry_s=NOT_IDLE_RETRY_S) from None
         except BaseException:
             self._forget(info, record)
             info.settle_until_trio = None
             raise
+        self._waiting_on(info, None)
         status = self._status(result, record)
         if status == TYPED and wait and record is not None:
             status = await self._wait_confirmed(record)
@@ -345,6 +349,12 @@ class Delivery:
                 "attach the session with: ccc run -- claude"
             ) from None
         return {"data": {"delivered_via": "tmux", "pane": pane}}
+
+    def _waiting_on(self, info: SessionInfo, reason: str | None) -> None:
+        """Why the session's outbox waits (shown by ``ccc sessions``: "draft")."""
+        if info.waiting_on != reason:
+            info.waiting_on = reason
+            self.directory.touch(info)
 
     def _remember(self, info: SessionInfo, text: str) -> DeliveryRecord:
         record = DeliveryRecord(text=text, at_wall=self.wall())

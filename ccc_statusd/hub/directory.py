@@ -17,9 +17,10 @@ from typing import Any
 import trio
 
 from ..events import EventBus
+from ..liveness import is_alive, pid_start
 from ..protocol import is_safe_id
-from ..routing import resolve_id
-from ..sessions import IDLE, SessionInfo, SessionRegistry
+from ..routing import RoutingError, resolve_id
+from ..sessions import ENDED, IDLE, UNKNOWN, SessionInfo, SessionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,41 @@ class SessionDirectory:
         return self.registry.known_ids() | self.remembered
 
     def resolve(self, target: str) -> str:
-        """A full id (the common case: no set is built) or a unique prefix → full session id."""
+        """A live session's name, a full id (the common case: no set is built), or a unique
+        prefix → full session id."""
+        named = self.named(target)
+        if named is not None and named.session_id:
+            return named.session_id
         if target in self.registry.session_to_internal or target in self.remembered:
             return target
         return resolve_id(target, self.known_ids())
+
+    def named(self, name: str) -> SessionInfo | None:
+        """The live session called ``name`` (names are unique among live sessions)."""
+        for info in self.registry.sessions.values():
+            if info.name == name and info.state != ENDED:
+                return info
+        return None
+
+    def set_name(self, info: SessionInfo, name: str | None) -> None:
+        """Name a session (None or "" clears); RoutingError if a live session has the name."""
+        name = name or None
+        if name is not None:
+            if not is_safe_id(name) or len(name) > 40:
+                raise RoutingError(
+                    f"{name[:40]!r} is not a usable name; use up to 40 letters, digits, '.', "
+                    "'_' or '-', starting with a letter or digit (e.g. api)"
+                )
+            other = self.named(name)
+            if other is not None and other is not info:
+                raise RoutingError(
+                    f"the name {name!r} is taken by live session {other.session_id}; pick "
+                    f"another, or rename that one first: ccc name {other.session_id} OTHER"
+                )
+        if info.name != name:
+            info.name = name
+            self.events.publish("renamed", info, name=name or "")
+            self.touch(info)
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -109,6 +141,63 @@ class SessionDirectory:
 
     def forget(self, key: str) -> SessionInfo | None:
         return self.registry.forget(key)
+
+    def set_pid(self, info: SessionInfo, pid: int | None) -> None:
+        """The session's Claude process (and its start time, which tells a reused pid apart)."""
+        if pid is None or pid == info.pid:
+            return
+        info.pid = pid
+        info.pid_start = pid_start(pid)
+
+    def restore(self, rows: list[dict[str, Any]]) -> int:
+        """After a restart: sessions that were live when the daemon stopped and whose process
+        still runs come back with their state, name, pane and aliases (a ``/clear`` chain
+        keeps routing). Returns how many came back."""
+        aliases: dict[str, list[str]] = {}
+        for row in rows:
+            if row.get("alias_of"):
+                aliases.setdefault(row["alias_of"], []).append(row["session_id"])
+        restored = 0
+        for row in rows:
+            sid = row["session_id"]
+            pid = row.get("pid")
+            if row.get("alias_of") or row.get("state") in (ENDED, None, UNKNOWN):
+                continue
+            if not isinstance(pid, int) or not is_alive(pid, row.get("pid_start")):
+                continue
+            key = row.get("internal_id") or f"pid-{pid}"
+            if not is_safe_id(key) or self.by_session_id(sid) is not None:
+                continue
+            info = self.ensure(
+                key,
+                internal_id=row.get("internal_id"),
+                kind=row.get("client_kind") or "adopted",
+                cwd=row.get("cwd"),
+                model=row.get("model"),
+                git_branch=row.get("git_branch"),
+                tmux_pane=row.get("tmux_pane"),
+                tmux_socket=row.get("tmux_socket"),
+                claude_config_dir=row.get("claude_config_dir") or None,
+                transcript_path=row.get("transcript_path"),
+                cost_usd=row.get("cost_usd"),
+                name=row.get("name") or None,
+                pid=pid,
+                pid_start=row.get("pid_start"),
+            )
+            info.state = row["state"]
+            info.state_changed_wall = row.get("state_changed_at")
+            info.context = row.get("context_window")
+            for alias in aliases.get(sid, []):
+                self.registry.associate(key, alias)
+            self.registry.associate(key, sid)
+            restored += 1
+        return restored
+
+    def end(self, info: SessionInfo, reason: str) -> None:
+        """The session is over (``exited``, ``crashed``, ``pane_gone``)."""
+        if info.state != ENDED:
+            info.end_reason = reason
+        self.transition(info, ENDED, cause=reason)
 
     def set_transcript(self, session_id: str, view: dict[str, Any] | None) -> None:
         if view is None:

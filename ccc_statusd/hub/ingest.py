@@ -16,7 +16,15 @@ from typing import Any
 from .. import protocol
 from ..events import EventBus
 from ..protocol import RemoteProtocolError
-from ..sessions import BUSY, FAILED, WAITING, SessionInfo, hook_session_key, state_after_hook
+from ..sessions import (
+    BUSY,
+    ENDED,
+    FAILED,
+    WAITING,
+    SessionInfo,
+    hook_session_key,
+    state_after_hook,
+)
 from ..store import Store
 from ..storeworker import StoreWorker
 from .delivery import Delivery
@@ -88,8 +96,8 @@ class Ingest:
             cwd=text(payload.get("cwd")) or text(env.get("CLAUDE_PROJECT_DIR")),
             claude_config_dir=text(env.get("CLAUDE_CONFIG_DIR")),
             tmux_pane=text(env.get("TMUX_PANE"), 64),
-            pid=sqlite_int(pid),
         )
+        directory.set_pid(info, sqlite_int(pid))
         directory.add_config_dir(info.claude_config_dir)
         if env.get("TMUX") and env.get("TMUX_PANE"):
             from ..tmux_delivery import socket_from_tmux_env
@@ -117,7 +125,10 @@ class Ingest:
                     or text(payload.get("error_type"), 200)
                     or "the turn failed"
                 )
-            directory.transition(info, state, cause=cause, error=error)
+            if state == ENDED:
+                directory.end(info, "exited")
+            else:
+                directory.transition(info, state, cause=cause, error=error)
         self.events.publish("hook", info, hook=event, payload=payload)
         directory.touch(info)
         return info

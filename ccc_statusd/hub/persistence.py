@@ -11,6 +11,7 @@ from memory once persisted: memory stays bounded over months of sessions.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from .directory import SessionDirectory
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.25  # session metadata is flushed at most this often
+PRUNE_INTERVAL_S = 3600.0  # ended sessions past their retention are removed hourly
 
 
 def session_row(info: SessionInfo) -> dict[str, Any]:
@@ -45,6 +47,10 @@ def session_row(info: SessionInfo) -> dict[str, Any]:
         "git_branch": info.git_branch,
         "cost_usd": info.cost_usd,
         "last_assistant_message": info.last_assistant_message,
+        "name": info.name or "",  # "" clears a name (None is "unchanged" on upsert)
+        "end_reason": info.end_reason,
+        "tmux_socket": info.tmux_socket,
+        "pid_start": info.pid_start,
     }
 
 
@@ -160,6 +166,45 @@ class Persistence:
             if retired(info):
                 self.directory.forget(info.key)
                 self._fingerprints.pop(info.session_id or "", None)
+
+    async def forget_ended(self, session_ids: list[str]) -> None:
+        """Remove ended sessions' rows and cache files (``ccc forget``, retention)."""
+        if not session_ids:
+            return
+        await self.store.call(Store.forget_session, session_ids)
+        await self.store.offload(remove_caches, self.paths, session_ids)
+        for sid in session_ids:
+            self._fingerprints.pop(sid, None)
+
+    async def run_pruner(
+        self,
+        *,
+        retention_s: float,
+        interval_s: float = PRUNE_INTERVAL_S,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Every ``interval_s``: forget sessions that ended more than ``retention_s`` ago, so
+        nothing grows without bound over months of use (their transcripts stay listed as
+        history by the transcript index)."""
+        task_status.started()
+        while True:
+            try:
+                old = await self.store.call(Store.ended_before, int(self.wall() - retention_s))
+                live = {sid for i in self.directory.sessions.values() for sid in i.all_ids}
+                await self.forget_ended([sid for sid in old if sid not in live])
+            except Exception:
+                log.exception("could not prune ended sessions; trying again later")
+            await trio.sleep(interval_s)
+
+
+def remove_caches(paths: Paths, session_ids: list[str]) -> None:
+    for sid in session_ids:
+        try:
+            os.unlink(paths.session_cache(sid))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove the cache file of session %s: %s", sid, exc)
 
 
 def write_caches(paths: Paths, records: list[tuple[str, dict[str, Any]]]) -> None:

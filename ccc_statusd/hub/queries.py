@@ -16,8 +16,10 @@ from ..events import EventBus, TooManySubscribers
 from ..listing import discover_path, sort_sessions
 from ..paths import Paths
 from ..protocol import RemoteProtocolError
+from ..routing import RoutingError
 from ..scheduler import Scheduler
 from ..server import Conn, Server
+from ..sessions import ENDED
 from ..store import Store
 from ..storeworker import StoreWorker
 from .clients import SessionClients
@@ -35,7 +37,9 @@ class Queries:
         server: Server | None,
         paths: Paths,
         status: Callable[[], dict[str, Any]],
+        forget_rows: Callable[[list[str]], Awaitable[None]],
     ) -> None:
+        self.forget_rows = forget_rows
         self.directory = directory
         self.clients = clients
         self.scheduler = scheduler
@@ -53,6 +57,8 @@ class Queries:
             "reload_schedule": self._reload_schedule,
             "list_scheduled": self._list_scheduled,
             "subscribe": self._subscribe,
+            "set_name": self._set_name,
+            "forget": self._forget,
         }
         self.status = status
 
@@ -100,7 +106,45 @@ class Queries:
         ]
 
     async def _list_sessions(self, conn: Conn, msg: protocol.Query) -> list[dict[str, Any]]:
-        return await list_sessions(self.directory, self.store)
+        everything = bool((msg.data or {}).get("all"))
+        return await list_sessions(self.directory, self.store, everything=everything)
+
+    async def _set_name(self, conn: Conn, msg: protocol.Query) -> tuple[str, dict[str, Any]]:
+        sid = self._live_target(msg, "set_name")
+        info = self.directory.by_session_id(sid)
+        assert info is not None
+        name = (msg.data or {}).get("name")
+        if name is not None and not isinstance(name, str):
+            raise RemoteProtocolError('"data.name" must be a string ("" clears the name)')
+        self.directory.set_name(info, name)
+        return sid, {"name": info.name}
+
+    async def _forget(self, conn: Conn, msg: protocol.Query) -> tuple[str, dict[str, Any]]:
+        if not msg.session_id:
+            raise RemoteProtocolError('query "forget" needs a "session_id"')
+        sid = self.directory.resolve(msg.session_id)
+        info = self.directory.by_session_id(sid)
+        if info is not None and info.state != ENDED:
+            raise RoutingError(
+                f"session {sid} is live ({info.state}); only ended sessions can be forgotten"
+            )
+        ids = info.all_ids if info is not None else [sid]
+        if info is not None:
+            self.directory.forget(info.key)
+        for i in ids:
+            self.directory.remembered.discard(i)
+            self.directory.transcripts.pop(i, None)
+        await self.forget_rows(ids)
+        return sid, {"forgotten": ids}
+
+    def _live_target(self, msg: protocol.Query, what: str) -> str:
+        if not msg.session_id:
+            raise RemoteProtocolError(f'query "{what}" needs a "session_id" (a name, id or prefix)')
+        sid = self.directory.resolve(msg.session_id)
+        info = self.directory.by_session_id(sid)
+        if info is None or info.state == ENDED:
+            raise RoutingError(f"session {sid} is not live; only live sessions can be named")
+        return sid
 
     async def _session_path(self, conn: Conn, msg: protocol.Query) -> tuple[str, str | None]:
         if not msg.session_id:
@@ -143,9 +187,42 @@ class Queries:
         return await self.store.offload(discover_path, self.paths, sid, row)
 
 
-async def list_sessions(directory: SessionDirectory, store: StoreWorker) -> list[dict[str, Any]]:
-    """Every session we know: live ones from the registry, the rest from the database and the
-    transcript index; live and recently active first."""
+# Every key a ``list_sessions`` row always has (a stable schema for `--json` and scripts).
+ROW_KEYS = (
+    "session_id",
+    "name",
+    "state",
+    "kind",
+    "connected",
+    "live",
+    "where",
+    "queued",
+    "waiting_on",
+    "end_reason",
+    "model",
+    "cwd",
+    "git_branch",
+    "cost_usd",
+    "context_window",
+    "last_activity",
+    "pid",
+)
+
+
+async def list_sessions(
+    directory: SessionDirectory, store: StoreWorker, *, everything: bool = False
+) -> list[dict[str, Any]]:
+    """The sessions to show: live ones (in the registry and not ended) by default; with
+    ``everything``, also those only in the database and the transcript index. Live and
+    recently active first; every row has every key of ``ROW_KEYS``."""
+    queued = await store.call(Store.queued_counts)
+    if not everything:
+        live = [
+            _row(info.to_public(), queued, live=True)
+            for info in directory.sessions.values()
+            if info.session_id and info.state != ENDED
+        ]
+        return sort_sessions(live)
     rows = await store.call(Store.sessions)
     by_id: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -160,11 +237,26 @@ async def list_sessions(directory: SessionDirectory, store: StoreWorker) -> list
         for field in ("cwd", "transcript_path", "model", "git_branch"):
             if agg.get(field) and not rec.get(field):
                 rec[field] = agg[field]
+    live_ids: set[str] = set()
     for info in directory.sessions.values():
         if not info.session_id:
             continue
         rec = by_id.setdefault(info.session_id, {"session_id": info.session_id})
         rec.update(info.to_public())
+        if info.state != ENDED:
+            live_ids.add(info.session_id)
         for alias in info.aliases:
             by_id.pop(alias, None)
-    return sort_sessions(list(by_id.values()))
+    return sort_sessions([_row(rec, queued, live=sid in live_ids) for sid, rec in by_id.items()])
+
+
+def _row(rec: dict[str, Any], queued: dict[str, int], *, live: bool) -> dict[str, Any]:
+    rec["live"] = live
+    rec["queued"] = queued.get(rec["session_id"], 0)
+    rec.setdefault("kind", rec.get("client_kind") or ("history" if not live else "adopted"))
+    rec["where"] = rec.get("tmux_pane") or ("pty" if rec.get("kind") in ("pty", "inject") else None)
+    rec.setdefault("connected", False)
+    rec["name"] = rec.get("name") or None
+    for key in ROW_KEYS:
+        rec.setdefault(key, None)
+    return rec
