@@ -226,6 +226,9 @@ class SessionDirectory:
         self._dirty.add(info.key)
         self.changed.set()
 
+    def is_dirty(self, key: str) -> bool:
+        return key in self._dirty
+
     def take_dirty(self) -> set[str]:
         keys, self._dirty = self._dirty, set()
         self.changed = trio.Event()

@@ -163,7 +163,9 @@ class Persistence:
         if records:
             await self.store.offload(write_caches, self.paths, records)
         for info in infos:
-            if retired(info):
+            # Changed again while we wrote (it just ended, say): the next flush writes that
+            # first, and retires it then.
+            if retired(info) and not self.directory.is_dirty(info.key):
                 self.directory.forget(info.key)
                 self._fingerprints.pop(info.session_id or "", None)
 
