@@ -100,7 +100,7 @@ async def test_the_default_list_is_live_sessions_and_forget_removes_an_ended_one
 async def test_a_crashed_session_is_ended_and_the_error_says_how_to_resume(
     daemon: Hub, connect: Any
 ) -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = await trio.lowlevel.open_process([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         hooks = await connect()
         await send_hook(hooks, hook("SessionStart-startup", C), None, CLAUDE_PID=str(child.pid))
@@ -108,7 +108,7 @@ async def test_a_crashed_session_is_ended_and_the_error_says_how_to_resume(
         assert info is not None and info.pid_start is not None
     finally:
         child.kill()
-        child.wait()
+        await child.wait()
     daemon.directory.end(info, "crashed")  # what the liveness task does on its next pass
     reply = await hooks.request({"type": "prompt", "session_id": C, "text": "hello?"})
     assert "crashed" in reply["error"] and f"ccc run -- claude --resume {C}" in reply["error"]
