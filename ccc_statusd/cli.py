@@ -175,10 +175,18 @@ def prompt(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait until Claude Code confirms it took the prompt (exit 1 if not)."
+        ),
+    ] = False,
 ) -> None:
     """Send a prompt to a session, typed as if by its user (queued if the session is busy)."""
     raise typer.Exit(
-        send_routed(_state(ctx).explicit_socket, "prompt", session, [text], as_json=as_json)
+        send_routed(
+            _state(ctx).explicit_socket, "prompt", session, [text], as_json=as_json, wait=wait
+        )
     )
 
 

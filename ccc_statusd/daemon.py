@@ -391,6 +391,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-watchers", action="store_true", help="do not watch transcripts, git or tmux"
     )
+    p.add_argument(
+        "--max-per-peer",
+        type=int,
+        default=d.max_per_peer,
+        metavar="N",
+        help=f"connections one process may hold (default {d.max_per_peer})",
+    )
+    p.add_argument(
+        "--max-subscribers",
+        type=int,
+        default=d.max_subscribers,
+        metavar="N",
+        help=f"`ccc watch`/`ccc top` event streams at once (default {d.max_subscribers})",
+    )
+    p.add_argument(
+        "--max-scheduled",
+        type=int,
+        default=d.max_scheduled,
+        metavar="N",
+        help=f"scheduled and queued messages in all (default {d.max_scheduled}; "
+        f"{d.max_scheduled_per_session} per session)",
+    )
+    p.add_argument(
+        "--retention",
+        type=float,
+        default=d.retention_s,
+        metavar="S",
+        help=f"forget ended sessions this many seconds after they end (default {d.retention_s:g})",
+    )
     return p
 
 
@@ -409,6 +438,10 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         log_level=args.log_level,
         extra_config_dirs=list(args.config_dir),
         enable_watchers=not args.no_watchers,
+        max_per_peer=args.max_per_peer,
+        max_subscribers=args.max_subscribers,
+        max_scheduled=args.max_scheduled,
+        retention_s=args.retention,
     )
 
 

@@ -91,16 +91,29 @@ def build_routed(kind: str, session: str, rest: list[str]) -> dict[str, object]:
     return routed_message(kind, session, name=rest[0], text=" ".join(rest[1:]) or None)
 
 
+# `--wait`: the daemon waits up to 10 s for Claude Code to confirm; we wait a little longer.
+WAIT_TIMEOUT_S = 40.0
+
+
 def send_routed(
-    socket_path: str | None, kind: str, session: str, rest: list[str], *, as_json: bool = False
+    socket_path: str | None,
+    kind: str,
+    session: str,
+    rest: list[str],
+    *,
+    as_json: bool = False,
+    wait: bool = False,
 ) -> int:
     """Run ``ccc prompt|command|eval``; returns the exit code. Prints the session's answer
-    (eval's result) on stdout, a queued notice on stderr, nothing else on success."""
-    from .client import Client, ClientError
+    (eval's result) on stdout, a queued notice on stderr, nothing else on success. ``wait``:
+    wait for Claude Code to confirm the submission (exit 1, with what was seen, if it did not)."""
+    from .client import DEFAULT_TIMEOUT_S, Client, ClientError
 
     try:
         msg = build_routed(kind, session, rest)
-        with Client(socket_path) as client:
+        if wait:
+            msg["data"] = {"wait": True}
+        with Client(socket_path, timeout=WAIT_TIMEOUT_S if wait else DEFAULT_TIMEOUT_S) as client:
             reply = client.request(msg)
     except UsageError as exc:
         return error(str(exc), EXIT_USAGE)
@@ -124,6 +137,15 @@ def send_routed(
         )
         note(
             f"queued for session {sid}: {reason}; it goes as soon as the session can take it{ident}"
+        )
+        if wait:
+            return EXIT_ERROR  # --wait: not submitted (yet)
+    elif wait and reply.get("status") != "submitted":
+        data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+        seen = f"; the screen showed: {data['seen']}" if data and data.get("seen") else ""
+        return error(
+            f"typed into session {reply.get('session_id') or session}, but Claude Code did not "
+            f"confirm it{seen}; look at the session (ccc watch shows what happens next)"
         )
     elif kind == "eval":
         result = reply.get("data")
