@@ -272,8 +272,14 @@ async def run_daemon(
             with trio.CancelScope(shield=True):
                 await listener.aclose()
                 with trio.move_on_after(5):
-                    await hub.flush_metadata()
-                await store.aclose()
+                    try:
+                        await hub.flush_metadata()
+                    except Exception as exc:  # a full disk must not turn a stop into a crash
+                        log.error("could not save session metadata at shutdown: %s", exc)
+                try:
+                    await store.aclose()
+                except Exception as exc:
+                    log.error("could not close the database cleanly: %s", exc)
             log.info("ccc-statusd stopped")
 
 

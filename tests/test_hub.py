@@ -3,8 +3,14 @@ reaches a waiting ask), asks that are orphaned or would deadlock, takeovers, bou
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from ccc_statusd.discovery import on_pane
@@ -169,3 +175,55 @@ async def test_a_copied_transcript_never_becomes_a_session(daemon: Hub) -> None:
     daemon.directory.set_transcript("6656f299 (copy)", {"transcript_path": "/x (copy).jsonl"})
     assert "6656f299 (copy)" not in daemon.directory.known_ids()
     assert "6656f299 (copy)" not in daemon.directory.transcripts
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only: skipped elsewhere, with the reason)."""
+    d = Path(tempfile.mkdtemp(prefix="ccc-full-", dir="/tmp"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(d)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        d.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+        d.rmdir()
+
+
+def fill(path: Path) -> None:
+    """Write zeros until the disk says no."""
+    with open(path, "wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+
+
+async def test_a_full_disk_is_named_and_nothing_stored_is_lost(
+    nursery: trio.Nursery, small_disk: Path
+) -> None:
+    from ccc_statusd.config import DaemonConfig
+    from ccc_statusd.daemon import run_daemon
+    from ccc_statusd.paths import Paths
+
+    paths = Paths(small_disk)
+    hub: Hub = await nursery.start(
+        run_daemon, DaemonConfig(paths=paths, enable_watchers=False, request_timeout_s=2.0)
+    )
+    c = LineClient(await trio.open_unix_socket(str(paths.socket)))
+    hooks = LineClient(await trio.open_unix_socket(str(paths.socket)))
+    await adopted_busy(hooks, A, "4244", "%9")
+    first = await c.request({"type": "prompt", "session_id": A, "text": "kept"})
+    assert first["status"] == "queued"
+    filler = small_disk / "filler"
+    fill(filler)
+    reply = await c.request({"type": "prompt", "session_id": A, "text": "x" * 300_000})
+    assert "the disk is full" in reply["error"] and "df -h" in reply["error"]
+    filler.unlink()
+    rows = await hub.store.call(Store.scheduled, A)
+    assert [r["message"] for r in rows] == ["kept"]
+    await c.aclose()
+    await hooks.aclose()

@@ -20,8 +20,10 @@ answered back). It satisfies ``server.Handler``; the transport knows nothing els
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -120,6 +122,16 @@ class Hub:
             self.errors += 1
             rid = protocol.request_id_of(obj) if obj is not None else None
             reply = protocol.response(request_id=rid, error=str(exc))
+        except (sqlite3.Error, OSError) as exc:
+            if not disk_full(exc):
+                raise
+            self.errors += 1
+            rid = protocol.request_id_of(obj) if obj is not None else None
+            reply = protocol.response(
+                request_id=rid,
+                error=f"the daemon cannot write to {self.config.paths.cache_dir}: the disk is "
+                "full; nothing stored was lost: free some space (df -h), then send again",
+            )
         if reply is None:
             return None
         return protocol.encode_dict(reply)
@@ -201,6 +213,13 @@ class Hub:
         if self.loop_stats is not None:
             out["loop"] = self.loop_stats.snapshot()
         return out
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error from SQLite or the filesystem means "no space left"."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.Error) and "full" in str(exc).lower()
 
 
 def _sender(conn: Conn) -> str | None:
