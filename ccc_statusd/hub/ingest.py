@@ -165,7 +165,9 @@ class Ingest:
         if text(payload.get("transcript_path")):
             info.transcript_path = payload["transcript_path"]
         ctx = context_figures(payload.get("context_window"))
-        if ctx is not None:
+        if ctx is not None and ctx != info.context:
+            # Claude Code runs the statusLine after every turn and on UI events: only a change
+            # is stored and published (no "context 3% used" three times in `ccc watch`).
             info.context = ctx
             await self.store.call(Store.upsert_context_window, sid, ctx, int(directory.wall()))
             self.events.publish("context", info, used_percentage=ctx["used_percentage"])
