@@ -252,7 +252,9 @@ async def run_daemon(
                         run_liveness,
                         lambda: list(hub.directory.sessions.values()),
                         hub.directory.end,
+                        wall=wall,
                         interval_s=config.liveness_interval_s,
+                        silent_after_s=config.retention_s,
                     )
                 )
                 await nursery.start(

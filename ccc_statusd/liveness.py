@@ -67,20 +67,37 @@ def is_alive(pid: int, start: int | None) -> bool:
     return now is None or now == start
 
 
-def dead_sessions(sessions: list[SessionInfo]) -> list[SessionInfo]:
-    """The sessions (not ended, with a known pid) whose process is gone."""
-    return [
-        info
-        for info in sessions
-        if info.state != ENDED and info.pid is not None and not is_alive(info.pid, info.pid_start)
-    ]
+def dead_sessions(
+    sessions: list[SessionInfo], *, now_wall: float | None = None, silent_after_s: float = 0.0
+) -> list[tuple[SessionInfo, str]]:
+    """The sessions to end, and why: ``crashed`` when their process is gone; ``silent`` for
+    sessions with no process known and no client that have said nothing for
+    ``silent_after_s`` (hook-only sessions that never sent SessionEnd must not pile up)."""
+    out = []
+    for info in sessions:
+        if info.state == ENDED:
+            continue
+        if info.pid is not None:
+            if not is_alive(info.pid, info.pid_start):
+                out.append((info, "crashed"))
+        elif (
+            now_wall is not None
+            and silent_after_s > 0
+            and not info.connected
+            and (info.last_activity_wall or info.first_seen_wall or now_wall)
+            < now_wall - silent_after_s
+        ):
+            out.append((info, "silent"))
+    return out
 
 
 async def run_liveness(
     sessions: Callable[[], list[SessionInfo]],
     end: Callable[[SessionInfo, str], None],
     *,
+    wall: Callable[[], float],
     interval_s: float = LIVENESS_INTERVAL_S,
+    silent_after_s: float = 0.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Every ``interval_s``: end the sessions whose process is gone (``end(info, reason)``)."""
@@ -88,8 +105,10 @@ async def run_liveness(
     while True:
         await trio.sleep(interval_s)
         try:
-            for info in dead_sessions(sessions()):
-                log.info("session %s: process %s is gone", info.session_id, info.pid)
-                end(info, "crashed")
+            for info, why in dead_sessions(
+                sessions(), now_wall=wall(), silent_after_s=silent_after_s
+            ):
+                log.info("session %s ended (%s; pid %s)", info.session_id, why, info.pid)
+                end(info, why)
         except Exception:
             log.exception("the liveness check failed; it runs again in %g s", interval_s)

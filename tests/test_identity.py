@@ -36,7 +36,12 @@ def test_a_reused_pid_is_not_the_same_process() -> None:
     child.wait()
     assert not is_alive(child.pid, None)
     gone = SessionInfo(key="k", session_id="s", pid=child.pid, state="idle")
-    assert dead_sessions([gone, SessionInfo(key="me", pid=me, state="idle")]) == [gone]
+    assert dead_sessions([gone, SessionInfo(key="me", pid=me, state="idle")]) == [(gone, "crashed")]
+    quiet = SessionInfo(key="sid-q", session_id="q", state="idle", last_activity_wall=1000.0)
+    recent = SessionInfo(key="sid-r", session_id="r", state="idle", last_activity_wall=1900.0)
+    assert dead_sessions([quiet, recent], now_wall=2000.0, silent_after_s=500.0) == [
+        (quiet, "silent")
+    ]
 
 
 async def test_names_route_and_are_unique_among_live_sessions(daemon: Hub, connect: Any) -> None:

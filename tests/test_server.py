@@ -144,3 +144,50 @@ async def test_a_request_still_running_after_the_grace_is_told_why(
     last: LineClient = sender
     reply = await last.recv()
     assert "shutting down" in reply["error"]
+
+
+def test_the_connection_cap_fits_the_open_files_limit(paths: Paths) -> None:
+    """With ``ulimit -n 128`` and the default cap of 16,384, clients past the limit are refused
+    at once with a sentence, not left hanging while the log fills with "accept failed"."""
+    import resource
+    import socket
+    import subprocess
+    import time
+
+    from .test_daemon_process import DAEMON, ping
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    proc = subprocess.Popen(
+        [*DAEMON, "--cache-dir", str(paths.cache_dir), "--no-watchers", "--max-per-peer", "1000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=low_limit,
+    )
+    socks: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 10
+        while not ping(paths.socket):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        refused = None
+        for _ in range(200):
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(3)
+            s.connect(str(paths.socket))
+            s.sendall(b'{"type":"query","query":"ping"}\n')
+            line = s.makefile().readline()
+            socks.append(s)
+            if "too many connections" in line:
+                refused = line
+                break
+        assert refused is not None and "--max-connections" in refused
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "accept failed" not in err.decode()
+    assert "open-files limit" in paths.log.read_text()
