@@ -181,3 +181,17 @@ def test_a_restart_keeps_aliases_state_names_and_panes(paths: Paths) -> None:
     finally:
         code, err = stop(proc)
     assert code == 0, err
+
+
+def test_session_ids_and_names_complete_from_the_cache_files(
+    paths: Paths, monkeypatch: Any
+) -> None:
+    from ccc_statusd.cache import write_session_cache
+    from ccc_statusd.cli import complete_session
+
+    monkeypatch.setenv("CCC_CACHE_DIR", str(paths.cache_dir))
+    write_session_cache(paths, A, {"session_id": A, "name": "api", "state": "idle"})
+    write_session_cache(paths, B, {"session_id": B, "name": "old", "state": "ended"})
+    assert complete_session("aaaa") == [A]
+    assert complete_session("a") == [A, "api"]
+    assert complete_session("o") == []  # an ended session's name is free again
