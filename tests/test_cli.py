@@ -355,8 +355,8 @@ def test_sessions_table_and_json(live: Paths, session: ScriptedSession) -> None:
     table = invoke(live, "sessions")
     assert table.exit_code == 0
     header, *lines = table.stdout.splitlines()
-    assert header.split()[:3] == ["SESSION", "STATE", "MODEL"]
-    row = next(line for line in lines if line.startswith(session.session_id[:8]))
+    assert header.split()[:7] == ["NAME", "SESSION", "STATE", "KIND", "WHERE", "QUEUED", "MODEL"]
+    row = next(line for line in lines if session.session_id[:8] in line)
     assert "Opus 5.5" in row and "12%" in row and "$0.06" in row and "/tmp/project" in row
     assert "\x1b[" not in table.stdout  # not a TTY: no colour
 
@@ -600,7 +600,7 @@ def test_schedule_with_daemon_down_then_picked_up(down: Paths) -> None:
             rows = json.loads(run_ccc(down, "schedule", "list", "--json").stdout)
             if rows and rows[0]["attempts"] >= 1:
                 break
-        assert rows[0]["last_error"] and "not connected" in rows[0]["last_error"]
+        assert rows[0]["last_error"] and "not running" in rows[0]["last_error"]
         time.sleep(0.2)
         s = ScriptedSession(down, "later-0000-1111")
         try:

@@ -51,7 +51,9 @@ async def test_transcript_appends_show_in_list_sessions(
     client = await connect()
 
     async def listed():
-        data = (await client.request({"type": "query", "query": "list_sessions"}))["data"]
+        data = (
+            await client.request({"type": "query", "query": "list_sessions", "data": {"all": True}})
+        )["data"]
         return next((s for s in data if s["session_id"] == SID), None)
 
     first = await wait_for(listed)

@@ -911,4 +911,4 @@ async def test_reaper_closes_silent_session_clients(
     assert [s["session_id"] for s in active] == ["alive-0001"]
     sender = await connect()
     reply = await sender.request({"type": "prompt", "session_id": "silent-0001", "text": "x"})
-    assert "not connected" in reply["error"]
+    assert "not running" in reply["error"]

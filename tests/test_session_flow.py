@@ -133,7 +133,7 @@ async def test_session_end_and_stop_failure(daemon: Hub, connect) -> None:
     await send_hook(hooks, hook("SessionEnd-prompt_input_exit", SID), "iid-flow")
     assert info.state == "ended"
     reply = await hooks.request({"type": "prompt", "session_id": SID, "text": "x"})
-    assert "has ended" in reply["error"]
+    assert "ended at" in reply["error"] and "--resume" in reply["error"]
 
 
 async def test_statusline_feeds_context_window(daemon: Hub, connect) -> None:

@@ -251,7 +251,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         if sid not in self.ever:
             expect = "no session matches"
         elif key is None:
-            expect = "known but not connected"
+            expect = "is not running"
         elif key not in self.conns:
             expect = "cannot evaluate code" if kind == "eval" else "not connected to the daemon"
         else:
@@ -275,7 +275,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                     "type": "response",
                     "request_id": rid,
                     "session_id": sid,
-                    "status": "delivered",
+                    "status": "delivered" if kind == "eval" else "typed",
                     "data": {"echo": rid},
                 }, reply
                 return

@@ -490,7 +490,10 @@ class Daemon:
 
 
 async def _list(conn: load.LineConn) -> list[dict[str, Any]]:
-    reply = await conn.request({"type": "query", "query": "list_sessions", "request_id": "l"})
+    # History included: the indexed transcripts are what this phase times.
+    reply = await conn.request(
+        {"type": "query", "query": "list_sessions", "request_id": "l", "data": {"all": True}}
+    )
     if reply.get("error"):
         raise RuntimeError(f"list_sessions failed: {reply['error']}")
     data = reply.get("data")
