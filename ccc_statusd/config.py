@@ -36,6 +36,10 @@ class DaemonConfig:
     stale_after_s: float = STALE_AFTER_S
     idle_timeout_s: float = IDLE_TIMEOUT_S
     allow_eval: bool = False
+    # Peer uids accepted besides the owner and root (--allow-uid; see peers.py).
+    allow_uids: list[int] = field(default_factory=list)
+    # Container path → host path prefixes (--path-map; see pathmap.py).
+    path_maps: list[tuple[str, str]] = field(default_factory=list)
     log_level: str = "INFO"
     extra_config_dirs: list[Path] = field(default_factory=list)
     tmux_enter_delay_s: float = TMUX_ENTER_DELAY_S

@@ -25,6 +25,7 @@ import trio
 
 from . import protocol
 from .config import SHUTDOWN_GRACE_S, DaemonConfig
+from .peers import PeerPolicy
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -209,6 +210,7 @@ class Server:
         self.accepting = True
         self.refused = 0
         self._uid = os.getuid()
+        self.peers = PeerPolicy(self._uid, config.allow_uids)  # who may connect (peers.py)
         self._spawn: Callable[..., None] = _not_serving
 
     async def serve(
@@ -235,15 +237,14 @@ class Server:
 
     async def _run_connection(self, stream: trio.SocketStream) -> None:
         uid = peer_uid(stream.socket)  # type: ignore[arg-type]
-        if uid is not None and uid != self._uid and uid != 0:
-            log.warning(
-                "refused a connection from uid %s (only uid %s may connect)", uid, self._uid
-            )
-            await self._refuse(
-                stream,
-                f"permission denied: this daemon belongs to uid {self._uid}; start your own with: ccc-statusd",
-            )
+        if not self.peers.allowed(uid):
+            assert uid is not None
+            refusal = self.peers.refusal(uid)
+            log.warning("refused a connection: %s", refusal)
+            await self._refuse(stream, refusal)
             return
+        if (why := self.peers.why(uid)) is not None:
+            log.info("%s", why)
         if len(self.conns) >= self.config.max_connections:
             self.refused += 1
             await self._refuse(
