@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     if plan is None:
         return run_typer(args)
     socket_path, command, positionals, as_json = plan
+    if command in _ROUTED and ":" in positionals[0]:
+        return run_typer(args)  # HOST:SESSION: another host's session (remote.py, via cli.main)
     if command == "hook":
         return run_hook(socket_path)
     if command == "statusline":

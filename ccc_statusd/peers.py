@@ -70,7 +70,9 @@ def parse_uid(text: str) -> int:
     try:
         uid = int(text, 10)
     except ValueError:
-        raise ValueError(f"--allow-uid {text!r} is not a uid; give a number, e.g. --allow-uid 1000") from None
+        raise ValueError(
+            f"--allow-uid {text!r} is not a uid; give a number, e.g. --allow-uid 1000"
+        ) from None
     if uid < 0 or uid > 0xFFFFFFFE:
         raise ValueError(f"--allow-uid {text!r} is out of range; a uid is 0 to 4294967294")
     return uid

@@ -76,7 +76,9 @@ def _unshare_works() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unshare failed: {exc}"
-    return None if r.returncode == 0 else f"user namespaces are not allowed here: {r.stderr.strip()}"
+    return (
+        None if r.returncode == 0 else f"user namespaces are not allowed here: {r.stderr.strip()}"
+    )
 
 
 def _ping(sock: Path) -> bool:
@@ -181,7 +183,9 @@ def test_policy_owner_root_and_allowed() -> None:
     assert "--allow-uid 4242" in str(p.why(4242))
     msg = p.refusal(4243)
     assert "uid 4243" in msg and "--allow-uid 4243" in msg and "uid 1000" in msg
-    assert p.describe() == "accepting connections from uid 1000 (owner), 0 (root), 4242 (--allow-uid)"
+    assert (
+        p.describe() == "accepting connections from uid 1000 (owner), 0 (root), 4242 (--allow-uid)"
+    )
     assert PeerPolicy(0).describe() == "accepting connections from uid 0 (owner)"
 
 
