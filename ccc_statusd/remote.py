@@ -13,7 +13,7 @@ round trip instead of a handshake.
 
 Hosts come from ``~/.config/ccc/hosts`` (``$CCC_HOSTS_FILE``, ``$XDG_CONFIG_HOME/ccc/hosts``)::
 
-    # NAME  [ssh=DESTINATION] [ccc=REMOTE_COMMAND] [cache_dir=DIR] [ssh_config=FILE]
+    # NAME  [ssh=DESTINATION] [ccc=REMOTE_COMMAND] [cache_dir=DIR] [ssh_config=FILE] [share=no]
     devbox
     build   ssh=me@build.example.com  ccc=~/.local/bin/ccc  cache_dir=/srv/ccc
 
@@ -81,6 +81,7 @@ class Host:
     ccc: str = "ccc"  # the remote command, as shell words (e.g. ~/.local/bin/ccc)
     cache_dir: str | None = None  # the remote daemon's cache dir, if not the default
     ssh_config: str | None = None  # an ssh_config file (ssh -F) for this host
+    share: bool = True  # share one connection between calls (ControlMaster); share=no turns off
 
 
 # --- the hosts file -----------------------------------------------------------------------
@@ -94,7 +95,7 @@ def hosts_file(env: Mapping[str, str] | None = None) -> Path:
     return Path(base).expanduser() / "ccc" / "hosts"
 
 
-_KEYS = {"ssh", "ccc", "cache_dir", "ssh_config"}
+_KEYS = {"ssh", "ccc", "cache_dir", "ssh_config", "share"}
 
 
 def parse_hosts(text: str, source: str = "hosts") -> list[Host]:
@@ -125,8 +126,11 @@ def parse_hosts(text: str, source: str = "hosts") -> list[Host]:
             key, sep, value = field.partition("=")
             if not sep or key not in _KEYS or not value:
                 raise ValueError(
-                    f"{where}: {field!r} is not one of ssh=, ccc=, cache_dir=, ssh_config= with a value"
+                    f"{where}: {field!r} is not one of ssh=, ccc=, cache_dir=, ssh_config=, share= "
+                    "with a value"
                 )
+            if key == "share" and value not in ("yes", "no"):
+                raise ValueError(f"{where}: share={value} must be share=yes or share=no")
             opts[key] = value
         dest = opts.get("ssh", name)
         try:
@@ -140,6 +144,7 @@ def parse_hosts(text: str, source: str = "hosts") -> list[Host]:
                 ccc=opts.get("ccc", "ccc"),
                 cache_dir=opts.get("cache_dir"),
                 ssh_config=opts.get("ssh_config"),
+                share=opts.get("share", "yes") == "yes",
             )
         )
     return hosts
@@ -303,7 +308,7 @@ def ssh_argv(
     host: Host,
     args: Sequence[str],
     *,
-    share: bool = True,
+    share: bool | None = None,
     control: str | None = None,
     connect_timeout: float = CONNECT_TIMEOUT_S,
     ssh: str = "ssh",
@@ -312,6 +317,7 @@ def ssh_argv(
     argv = [ssh]
     if host.ssh_config:
         argv += ["-F", os.path.expanduser(host.ssh_config)]
+    share = host.share if share is None else share
     argv += ["-T", "-x", "-a"]
     for opt in (
         "BatchMode=yes",
@@ -395,7 +401,7 @@ def run(
     host: Host,
     args: Sequence[str],
     *,
-    share: bool = True,
+    share: bool | None = None,
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
 ) -> int:
@@ -405,6 +411,7 @@ def run(
 
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    share = host.share if share is None else share
     control = control_dir()
     if share:
         ensure_control_dir(control)
@@ -465,12 +472,13 @@ class HostSessions:
 
 
 def list_sessions(
-    host: Host, *, share: bool = True, deadline_s: float = LIST_DEADLINE_S
+    host: Host, *, share: bool | None = None, deadline_s: float = LIST_DEADLINE_S
 ) -> HostSessions:
     """``ccc sessions --json`` on ``host``, bounded in time and size; never raises."""
     import json
     import subprocess
 
+    share = host.share if share is None else share
     control = control_dir()
     try:
         if share:
@@ -512,7 +520,7 @@ def list_all(
     hosts: Sequence[Host],
     local: Callable[[], HostSessions],
     *,
-    share: bool = True,
+    share: bool | None = None,
     deadline_s: float = LIST_DEADLINE_S,
 ) -> list[HostSessions]:
     """The local sessions and every host's, asked concurrently (one slow host stalls no one)."""
