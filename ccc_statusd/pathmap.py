@@ -98,3 +98,44 @@ def where(path: str, mappings: PathMap) -> str | None:
         if clean == container or clean.startswith(container + "/"):
             return container
     return None
+
+
+# Where paths sit in what hooks and statuslines send (FACTS: hook payloads, statusLine JSON).
+_TOP_LEVEL = ("cwd", "transcript_path")  # cwd first: it names where the session runs
+_WORKSPACE = ("current_dir", "project_dir")
+
+
+def map_payload(
+    payload: dict[str, object], mappings: PathMap
+) -> tuple[dict[str, object], str | None]:
+    """A hook/statusline payload with its paths at their host locations, and the container
+    prefix it came from (None: a host session). A path that must not be used (``..``,
+    relative) is dropped, so the daemon never reads it. The input is not modified; without
+    mappings it is returned as is."""
+    if not mappings:
+        return payload, None
+    out = dict(payload)
+    origin: str | None = None
+    for key in _TOP_LEVEL:
+        value = out.get(key)
+        if isinstance(value, str):
+            origin = origin or where(value, mappings)
+            mapped = to_host(value, mappings)
+            if mapped is None:
+                del out[key]
+            else:
+                out[key] = mapped
+    ws = out.get("workspace")
+    if isinstance(ws, dict):
+        ws = dict(ws)
+        for key in _WORKSPACE:
+            value = ws.get(key)
+            if isinstance(value, str):
+                origin = origin or where(value, mappings)
+                mapped = to_host(value, mappings)
+                if mapped is None:
+                    del ws[key]
+                else:
+                    ws[key] = mapped
+        out["workspace"] = ws
+    return out, origin

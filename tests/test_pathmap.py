@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_statusd.pathmap import build, parse_mapping, to_host, where
+from ccc_statusd.pathmap import build, map_payload, parse_mapping, to_host, where
 
 BIN = Path(sys.executable).parent
 
@@ -112,3 +112,25 @@ def test_a_mapped_path_never_leaves_its_host_dir(rest: str) -> None:
         assert ".." in ("/workspace/" + rest).split("/")
         return
     assert out == "/home/me/proj" or out.startswith(("/home/me/proj/", "/srv/vendor"))
+
+
+def test_map_payload_maps_hook_and_statusline_paths() -> None:
+    payload = {
+        "session_id": "s",
+        "transcript_path": "/root/.claude/projects/-workspace/s.jsonl",
+        "cwd": "/workspace/sub",
+        "workspace": {"current_dir": "/workspace/sub", "project_dir": "/workspace"},
+        "prompt": "/workspace is just text here",
+    }
+    out, origin = map_payload(payload, MAP)
+    assert out["transcript_path"] == "/home/me/.claude-box/projects/-workspace/s.jsonl"
+    assert out["cwd"] == "/home/me/proj/sub"
+    assert out["workspace"] == {"current_dir": "/home/me/proj/sub", "project_dir": "/home/me/proj"}
+    assert out["prompt"] == payload["prompt"] and origin == "/workspace"
+    assert payload["cwd"] == "/workspace/sub"  # the input is left alone
+    bad, _ = map_payload({"transcript_path": "/workspace/../../etc/shadow", "cwd": "/tmp"}, MAP)
+    assert "transcript_path" not in bad and bad["cwd"] == "/tmp"
+    same, none = map_payload(payload, [])
+    assert same is payload and none is None
+    host, origin = map_payload({"cwd": "/home/me/x"}, MAP)
+    assert host == {"cwd": "/home/me/x"} and origin is None
