@@ -278,14 +278,53 @@ def _session_index(rest: Sequence[str]) -> int | None:
     return None
 
 
+_TEXT_COMMANDS = frozenset({"prompt", "ask", "eval", "schedule"})
+
+
+def text_to_stdin(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """``(args with the TEXT replaced by "-", the text)`` for commands whose second positional
+    is free text (prompt, ask, eval, schedule add); unchanged args and None otherwise."""
+    out = list(args)
+    i = 0
+    while i < len(out) and out[i].startswith("-") and out[i] != "--":
+        i += 2 if out[i] in _GLOBAL_VALUE_OPTIONS else 1
+    rest = out[i:]
+    if not rest or rest[0] not in _TEXT_COMMANDS:
+        return out, None
+    if rest[0] == "schedule" and len(rest) > 1 and rest[1] in ("list", "cancel"):
+        return out, None
+    at = _session_index(rest)
+    if at is None:
+        return out, None
+    j = at + 1
+    while j < len(rest):
+        arg = rest[j]
+        if arg == "--":
+            j += 1
+            break
+        if arg in _VALUE_OPTIONS:
+            j += 2
+        elif arg.startswith("-") and arg != "-":
+            j += 1
+        else:
+            break
+    if j >= len(rest) or rest[j] == "-" or "--" in rest[at + 1 : j]:
+        return out, None
+    text = rest[j]
+    rest[j] = "-"
+    return out[:i] + rest, text
+
+
 # --- the ssh command ----------------------------------------------------------------------
 
 
 def control_dir(env: Mapping[str, str] | None = None) -> str:
-    """Where shared connections' sockets live: ``<local cache dir>/ssh`` (0700)."""
+    """Where shared connections' sockets live: ``<local cache dir>-ssh`` (0700), next to the
+    cache dir, not in it: the cache dir is what gets bind-mounted into containers, and a
+    control socket lets whoever reaches it run commands on the remote host as you."""
     from .client import default_cache_dir
 
-    return os.path.join(default_cache_dir(env), "ssh")
+    return default_cache_dir(env).rstrip("/") + "-ssh"
 
 
 def remote_command(host: Host, args: Sequence[str]) -> str:
@@ -415,8 +454,10 @@ def run(
     control = control_dir()
     if share:
         ensure_control_dir(control)
-    # stdin goes over only when the command reads it ("-" as the text).
-    stdin = None if "-" in args else subprocess.DEVNULL
+    # The prompt text goes over stdin, not on the remote command line, where other users of
+    # that host could read it (/proc/*/cmdline). stdin is passed on when the user gave "-".
+    args, text = text_to_stdin(args)
+    stdin = subprocess.PIPE if text is not None else (None if "-" in args else subprocess.DEVNULL)
     try:
         proc = subprocess.Popen(
             ssh_argv(host, args, share=share, control=control),
@@ -441,6 +482,17 @@ def run(
 
     t = threading.Thread(target=pump_stderr, daemon=True)
     t.start()
+    if text is not None:
+
+        def feed() -> None:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(text)
+                proc.stdin.close()
+            except OSError:
+                pass  # ssh failed before reading it: its exit status says why
+
+        threading.Thread(target=feed, daemon=True).start()
     assert proc.stdout is not None
     try:
         for line in proc.stdout:

@@ -133,6 +133,27 @@ def test_split_host_refuses(argv: list[str], says: str) -> None:
         remote.split_host(argv)
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["prompt", "abcd", "secret"], (["prompt", "abcd", "-"], "secret")),
+        (
+            ["--json", "ask", "--timeout", "5m", "abcd", "q?"],
+            (["--json", "ask", "--timeout", "5m", "abcd", "-"], "q?"),
+        ),
+        (["schedule", "abcd", "t", "--in", "1m"], (["schedule", "abcd", "-", "--in", "1m"], "t")),
+        (["schedule", "add", "abcd", "t"], (["schedule", "add", "abcd", "-"], "t")),
+        (["prompt", "abcd", "-"], (["prompt", "abcd", "-"], None)),
+        (["prompt", "abcd", "--", "-x"], (["prompt", "abcd", "--", "-x"], None)),
+        (["schedule", "list"], (["schedule", "list"], None)),
+        (["command", "abcd", "compact", "now"], (["command", "abcd", "compact", "now"], None)),
+        (["sessions"], (["sessions"], None)),
+    ],
+)
+def test_text_goes_over_stdin(argv: list[str], expected: Any) -> None:
+    assert remote.text_to_stdin(argv) == expected
+
+
 def test_remote_command_quotes_every_argument() -> None:
     h = Host("b", "b", ccc="~/.local/bin/ccc", cache_dir="~/my cache")
     cmd = remote.remote_command(h, ["prompt", "abcd", "it's $(rm -rf ~); `x`"])
@@ -335,7 +356,7 @@ def world() -> Iterator[World]:
                 "-F",
                 f"{d}/ssh_config",
                 "-o",
-                f"ControlPath={local}/ssh/%C",
+                f"ControlPath={local}-ssh/%C",
                 "-O",
                 "exit",
                 "box",

@@ -153,7 +153,7 @@ def measure(root: Path, runs: int) -> list[dict[str, Any]]:
         local_prompt, _ = _median_ms([ccc, "prompt", SESSION[:8], "bench"], env, runs)
         subprocess.run([ccc, "--host", "box", "status"], env=env, capture_output=True, timeout=60)
         # The hop alone (includes the remote login shell's start-up: its rc files count).
-        hop = ["ssh", "-F", f"{d}/ssh_config", "-o", f"ControlPath={local}/ssh/%C", "box", "true"]
+        hop = ["ssh", "-F", f"{d}/ssh_config", "-o", f"ControlPath={local}-ssh/%C", "box", "true"]
         ms, failed = _median_ms(hop, env, runs)
         rows.append(_row(figures[0], ms, failed, local_prompt, "prompt", runs))
         cases = [
@@ -185,7 +185,7 @@ def measure(root: Path, runs: int) -> list[dict[str, Any]]:
             fwd.send_signal(signal.SIGTERM)
             fwd.wait(10)
         subprocess.run(
-            ["ssh", "-F", f"{d}/ssh_config", "-o", f"ControlPath={local}/ssh/%C"]
+            ["ssh", "-F", f"{d}/ssh_config", "-o", f"ControlPath={local}-ssh/%C"]
             + ["-O", "exit", "box"],
             capture_output=True,
             timeout=10,
