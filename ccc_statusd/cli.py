@@ -404,7 +404,8 @@ def _sessions_all_hosts(state: State, as_json: bool) -> int:
     def local() -> remote.HostSessions:
         try:
             return remote.HostSessions("local", _ask(state, "list_sessions") or [])
-        except DaemonNotRunning:
+        except DaemonNotRunning as exc:
+            note(f"local: {exc}; showing the last known state")
             return remote.HostSessions("local", degraded_sessions(state.paths))
         except ClientError as exc:
             return remote.HostSessions("local", [], str(exc))
