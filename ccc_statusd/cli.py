@@ -120,7 +120,18 @@ def root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            metavar="HOST",
+            help="Run the command on another host's daemon over ssh (a name from "
+            "~/.config/ccc/hosts or ~/.ssh/config); HOST:SESSION does the same for one session.",
+        ),
+    ] = None,
 ) -> None:
+    if host is not None:  # main() sends these to remote.py before typer parses anything
+        raise fail(f"--host {host} needs a command, e.g.: ccc --host {host} sessions", EXIT_USAGE)
     ctx.obj = _make_state(socket)
 
 
@@ -387,9 +398,19 @@ def sessions(
         bool, typer.Option("--all", help="Also ended sessions and transcript history.")
     ] = False,
     as_json: JsonFlag = False,
+    all_hosts: Annotated[
+        bool,
+        typer.Option(
+            "--all-hosts",
+            help="Also list the sessions of every host in ~/.config/ccc/hosts (over ssh, "
+            "concurrently), with a HOST column.",
+        ),
+    ] = False,
 ) -> None:
     """List live sessions: name, state, kind, where, queued, model, cwd, branch, ctx, cost."""
     state = _state(ctx)
+    if all_hosts:
+        raise typer.Exit(_sessions_all_hosts(state, as_json))
     try:
         records = _ask(state, "list_sessions", data={"all": True} if everything else None) or []
     except DaemonNotRunning as exc:
@@ -404,6 +425,71 @@ def sessions(
         print_json(records)
         return
     print_sessions(records, now=time.time(), colour=use_colour(sys.stdout))
+
+
+# --- remote hosts (remote.py; loaded only for --host, HOST:SESSION and --all-hosts) ---------
+
+
+def _sessions_all_hosts(state: State, as_json: bool) -> int:
+    from . import remote
+
+    try:
+        hosts = remote.load_hosts()
+    except ValueError as exc:
+        return error(str(exc), EXIT_USAGE)
+
+    def local() -> remote.HostSessions:
+        try:
+            return remote.HostSessions("local", _ask(state, "list_sessions") or [])
+        except DaemonNotRunning as exc:
+            note(f"local: {exc}; showing the last known state")
+            return remote.HostSessions("local", degraded_sessions(state.paths))
+        except ClientError as exc:
+            return remote.HostSessions("local", [], str(exc))
+
+    results = remote.list_all(hosts, local)
+    records = [
+        r
+        for res in results
+        for r in (
+            remote.merged_records([res])
+            if res.error
+            else [{**x, "host": res.host} for x in sort_sessions(res.records)]
+        )
+    ]
+    if as_json:
+        print_json(records)
+    else:
+        print_host_sessions(records, now=time.time(), colour=use_colour(sys.stdout))
+    for res in results:
+        if res.error:
+            note(f"{res.host}: {res.error}")
+    if not hosts:
+        note(f"no hosts configured in {remote.hosts_file()}; add one per line, e.g.: devbox")
+    return EXIT_OK
+
+
+def print_host_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -> None:
+    """The sessions table with a HOST column first; an unreachable host is one row saying so."""
+    rows: list[list[str]] = []
+    colours: list[list[str | None]] = []
+    width = len(SESSION_HEADERS) + 1
+    for rec in records:
+        host = str(rec.get("host") or "local")
+        if rec.get("state") == "unreachable" and "session_id" not in rec:
+            row = [host, *["-"] * (width - 1)]
+            row[3] = "unreachable"
+            row[SESSION_HEADERS.index("CWD") + 1] = _cut(str(rec.get("error") or ""), CWD_WIDTH)
+            rows.append(row)
+            colours.append([None, None, None, "31", *[None] * (width - 4)])
+            continue
+        row = [host, *session_row(rec, now)]
+        rows.append(row)
+        colours.append(
+            [None, None, None if rec.get("connected") else "2", _STATE_COLOURS.get(row[3])]
+            + [None] * (width - 4)
+        )
+    print_table(["HOST", *SESSION_HEADERS], rows, colours if colour else None)
 
 
 def _context_pct(rec: dict[str, Any]) -> float | None:
@@ -477,6 +563,22 @@ def print_table(
         print("  ".join(cells).rstrip())
 
 
+SESSION_HEADERS = [
+    "NAME",
+    "SESSION",
+    "STATE",
+    "KIND",
+    "WHERE",
+    "QUEUED",
+    "MODEL",
+    "CWD",
+    "BRANCH",
+    "CTX",
+    "COST",
+    "LAST ACTIVITY",
+]
+
+
 def print_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -> None:
     if not records:
         print("no sessions known yet; start one with: ccc run -- claude")
@@ -490,20 +592,7 @@ def print_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -
             if not rec.get("connected"):
                 cols[1] = "2"
     print_table(
-        [
-            "NAME",
-            "SESSION",
-            "STATE",
-            "KIND",
-            "WHERE",
-            "QUEUED",
-            "MODEL",
-            "CWD",
-            "BRANCH",
-            "CTX",
-            "COST",
-            "LAST ACTIVITY",
-        ],
+        SESSION_HEADERS,
         rows,
         colours,
     )
@@ -1188,7 +1277,16 @@ def _report_settings(result: Any, dry_run: bool, did: str, nothing: str) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the typer app; returns the exit code (fastcli's fall-through lands here)."""
+    """Run the typer app; returns the exit code (fastcli's fall-through lands here).
+    ``--host H`` and ``H:SESSION`` go to :mod:`ccc_statusd.remote` first."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--host" or a.startswith("--host=") or ":" in a for a in args):
+        from .remote import main as remote_main
+
+        remote_code = remote_main(args)
+        if remote_code is not None:
+            return remote_code
+    argv = args
     try:
         app(args=argv, prog_name="ccc", standalone_mode=True)
     except SystemExit as exc:

@@ -58,6 +58,10 @@ class DaemonConfig:
     stale_after_s: float = STALE_AFTER_S
     idle_timeout_s: float = IDLE_TIMEOUT_S
     allow_eval: bool = False
+    # Peer uids accepted besides the owner and root (--allow-uid; see peers.py).
+    allow_uids: list[int] = field(default_factory=list)
+    # Container path → host path prefixes (--path-map; see pathmap.py).
+    path_maps: list[tuple[str, str]] = field(default_factory=list)
     log_level: str = "INFO"
     extra_config_dirs: list[Path] = field(default_factory=list)
     tmux_enter_delay_s: float = TMUX_ENTER_DELAY_S
@@ -73,8 +77,6 @@ class DaemonConfig:
     max_scheduled: int = MAX_SCHEDULED
     max_scheduled_per_session: int = MAX_SCHEDULED_PER_SESSION
     max_client_config_dirs: int = MAX_CLIENT_CONFIG_DIRS
-    # uids besides ours that may connect (a rootful container's user); explicit and logged.
-    allow_uids: frozenset[int] = frozenset()
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
     retention_s: float = RETENTION_S
     liveness_interval_s: float = LIVENESS_INTERVAL_S

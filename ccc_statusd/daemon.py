@@ -231,6 +231,9 @@ async def run_daemon(
             hub.loop_stats = LoopStats()
             trio.lowlevel.add_instrument(hub.loop_stats)
         log.info("ccc-statusd %s listening on %s (pid %d)", __version__, paths.socket, os.getpid())
+        log.info("%s", server.peers.describe())
+        for container, host in config.path_maps:
+            log.info("path map: %s (container) is read at %s", container, host)
         try:
             async with trio.open_nursery() as nursery:
                 if handle_signals:
@@ -428,7 +431,43 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"forget ended sessions this many seconds after they end (default {d.retention_s:g})",
     )
+    p.add_argument(
+        "--allow-uid",
+        type=_uid_arg,
+        action="append",
+        default=[],
+        metavar="N",
+        help="also accept connections from uid N, e.g. a rootful container's user (repeatable; "
+        "the owner and root are always accepted)",
+    )
+    p.add_argument(
+        "--path-map",
+        type=_path_map_arg,
+        action="append",
+        default=[],
+        metavar="CONTAINER=HOST",
+        help="read a container's paths at the host dir they are mounted from, e.g. "
+        "/workspace=/home/me/proj (repeatable; longest prefix wins)",
+    )
     return p
+
+
+def _uid_arg(text: str) -> int:
+    from .peers import parse_uid
+
+    try:
+        return parse_uid(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _path_map_arg(text: str) -> tuple[str, str]:
+    from .pathmap import parse_mapping
+
+    try:
+        return parse_mapping(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:
@@ -450,7 +489,15 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         max_subscribers=args.max_subscribers,
         max_scheduled=args.max_scheduled,
         retention_s=args.retention,
+        allow_uids=list(args.allow_uid),
+        path_maps=_build_path_maps(args.path_map),
     )
+
+
+def _build_path_maps(mappings: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    from .pathmap import build
+
+    return build(mappings)
 
 
 def raise_fd_limit(wanted: int) -> None:
@@ -464,8 +511,12 @@ def raise_fd_limit(wanted: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = config_from_args(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:  # e.g. one container dir mapped twice
+        parser.error(str(exc))
     try:
         config.paths.ensure_dir()
     except OSError as exc:

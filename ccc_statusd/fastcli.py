@@ -85,6 +85,13 @@ def parse_fast(args: list[str]) -> tuple[str | None, str, list[str], bool] | Non
     return socket_path, command, positionals, as_json
 
 
+def _names_a_host(args: list[str], plan: tuple[str | None, str, list[str], bool] | None) -> bool:
+    """A cheap test (no imports): may these arguments address another host?"""
+    if plan is not None:
+        return plan[1] in _ROUTED and ":" in plan[2][0]
+    return any(a == "--host" or a.startswith("--host=") or ":" in a for a in args)
+
+
 def run_typer(args: list[str]) -> int:
     from .cli import main as cli_main
 
@@ -94,7 +101,15 @@ def run_typer(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """The ``ccc`` console script."""
     args = sys.argv[1:] if argv is None else list(argv)
-    plan = None if os.environ.get("_CCC_COMPLETE") else parse_fast(args)
+    completing = os.environ.get("_CCC_COMPLETE")
+    plan = None if completing else parse_fast(args)
+    if not completing and _names_a_host(args, plan):
+        # --host H or HOST:SESSION: run ccc on that host over ssh (remote.py), without typer.
+        from .remote import main as remote_main
+
+        code = remote_main(args)
+        if code is not None:
+            return code
     if plan is None:
         return run_typer(args)
     socket_path, command, positionals, as_json = plan

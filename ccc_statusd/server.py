@@ -37,6 +37,7 @@ import trio
 
 from . import protocol
 from .config import SHUTDOWN_GRACE_S, DaemonConfig
+from .peers import PeerPolicy
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +306,7 @@ class Server:
         self._per_peer: dict[int, int] = {}
         self._uid = os.getuid()
         self._budget = OutputBudget(config.max_output_bytes)
+        self.peers = PeerPolicy(self._uid, config.allow_uids)  # who may connect (peers.py)
         self._spawn: Callable[..., None] = _not_serving
         self._listener: trio.SocketListener | None = None
         self._in_flight = 0  # requests being handled, across connections
@@ -345,15 +347,11 @@ class Server:
         return None
 
     def _admission_error(self, pid: int | None, uid: int | None) -> str | None:
-        if uid is not None and uid != self._uid and uid != 0 and uid not in self.config.allow_uids:
-            log.warning(
-                "refused a connection from uid %s (only uid %s may connect)", uid, self._uid
-            )
-            return (
-                f"permission denied: this daemon belongs to uid {self._uid} and you are uid "
-                f"{uid}; start your own with: ccc-statusd (or, if this is your container's "
-                f"uid, restart the daemon with: ccc-statusd --allow-uid {uid})"
-            )
+        if not self.peers.allowed(uid):
+            assert uid is not None
+            refusal = self.peers.refusal(uid)
+            log.warning("refused a connection: %s", refusal)
+            return refusal
         if len(self.conns) >= self.max_connections:
             return (
                 f"too many connections ({self.max_connections} open); close some clients "
@@ -417,8 +415,8 @@ class Server:
             self.refused += 1
             await self._refuse(stream, error)
             return
-        if uid is not None and uid != self._uid:
-            log.info("accepted a connection from uid %s (pid %s)", uid, pid)
+        if (why := self.peers.why(uid)) is not None:
+            log.info("%s (pid %s)", why, pid)
         conn = Conn(
             stream,
             self.config.outbound_queue,

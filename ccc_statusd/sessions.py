@@ -87,6 +87,7 @@ class SessionInfo:
     cwd: str | None = None
     tmux_pane: str | None = None
     tmux_socket: str | None = None  # the pane's tmux server, when not the default one
+    container: str | None = None  # the container dir its paths came from (--path-map)
     claude_config_dir: str | None = None
     transcript_path: str | None = None
     model: str | None = None
@@ -129,6 +130,7 @@ class SessionInfo:
             "cwd": self.cwd,
             "tmux_pane": self.tmux_pane,
             "tmux_socket": self.tmux_socket,
+            "container": self.container,
             "claude_config_dir": self.claude_config_dir,
             "transcript_path": self.transcript_path,
             "model": self.model,

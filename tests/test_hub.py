@@ -227,3 +227,53 @@ async def test_a_full_disk_is_named_and_nothing_stored_is_lost(
     assert [r["message"] for r in rows] == ["kept"]
     await c.aclose()
     await hooks.aclose()
+
+
+async def test_a_container_session_is_read_at_its_host_path(
+    nursery: trio.Nursery, cache_dir: Path
+) -> None:
+    """--path-map /workspace=HOST: a hook from a container names /workspace/...; the daemon
+    reads the transcript at HOST/... (here for an ask's reply, which falls back to it)."""
+    import json
+
+    from ccc_statusd.config import DaemonConfig
+    from ccc_statusd.daemon import run_daemon
+    from ccc_statusd.pathmap import build
+    from ccc_statusd.paths import Paths
+
+    host = cache_dir / "proj"
+    host.mkdir()
+    line = {"type": "assistant", "message": {"content": [{"type": "text", "text": "mapped"}]}}
+    (host / "t.jsonl").write_text(json.dumps(line) + "\n")
+    paths = Paths(cache_dir)
+    config = DaemonConfig(
+        paths=paths,
+        enable_watchers=False,
+        request_timeout_s=2.0,
+        path_maps=build([("/workspace", str(host))]),
+    )
+    hub: Hub = await nursery.start(run_daemon, config)
+    session = LineClient(await trio.open_unix_socket(str(paths.socket)))
+    hooks = LineClient(await trio.open_unix_socket(str(paths.socket)))
+    asker = LineClient(await trio.open_unix_socket(str(paths.socket)))
+    await session.request({"type": "register", "internal_id": "iid-box", "session_id": A})
+    start = hook("SessionStart-startup", A, transcript_path="/workspace/t.jsonl", cwd="/workspace")
+    await send_hook(hooks, start, "iid-box")
+    info = hub.registry.by_session_id(A)
+    assert info is not None and info.transcript_path == str(host / "t.jsonl")
+    assert info.cwd == str(host) and info.container == "/workspace"
+    async with trio.open_nursery() as n:
+        replies: list[dict[str, Any]] = []
+
+        async def ask() -> None:
+            replies.append(await asker.request({"type": "ask", "session_id": A, "text": "q"}))
+
+        n.start_soon(ask)
+        routed = await session.recv()
+        await session.send({"type": "response", "request_id": routed["request_id"]})
+        stop = hook("Stop", A, transcript_path="/workspace/t.jsonl")
+        stop.pop("last_assistant_message", None)
+        await send_hook(hooks, stop, "iid-box")
+    assert replies[0]["data"]["reply"] == "mapped"
+    for c in (session, hooks, asker):
+        await c.aclose()

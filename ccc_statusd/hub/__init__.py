@@ -77,11 +77,18 @@ class Hub:
             wake=scheduler.wake,
             max_client_config_dirs=config.max_client_config_dirs,
         )
-        self.clients = SessionClients(self.directory, self.events, server)
+        self.clients = SessionClients(self.directory, self.events, server, config.path_maps)
         self.delivery = Delivery(
             config, self.directory, self.clients, scheduler, self.events, wall=wall
         )
-        self.ingest = Ingest(self.directory, self.delivery, self.events, store, self._scheduled_for)
+        self.ingest = Ingest(
+            self.directory,
+            self.delivery,
+            self.events,
+            store,
+            self._scheduled_for,
+            config.path_maps,
+        )
         self.persistence = Persistence(self.directory, store, config.paths, wall=wall)
         self.asks = Asks(self.directory, self.delivery, self.events, store, scheduler.cancel)
         self.queries = Queries(

@@ -21,6 +21,7 @@ import trio
 from .. import protocol
 from ..events import EventBus
 from ..liveness import is_alive
+from ..pathmap import PathMap, to_host
 from ..protocol import RemoteProtocolError
 from ..routing import RoutingError
 from ..server import Conn, Server
@@ -50,8 +51,13 @@ class ClientDeclined(Exception):
 
 class SessionClients:
     def __init__(
-        self, directory: SessionDirectory, events: EventBus, server: Server | None
+        self,
+        directory: SessionDirectory,
+        events: EventBus,
+        server: Server | None,
+        path_maps: PathMap = (),
     ) -> None:
+        self.path_maps = path_maps  # a client in a container names its paths (--path-map)
         self.directory = directory
         self.events = events
         self.server = server
@@ -92,10 +98,10 @@ class SessionClients:
             iid,
             internal_id=iid,
             kind=_str(data.get("kind"), 32) or "pty",
-            cwd=_str(data.get("cwd")),
-            tmux_pane=_str(data.get("tmux_pane")),
-            claude_config_dir=msg.claude_config_dir or _str(data.get("config_dir")),
-            transcript_path=msg.transcript_path,
+            cwd=self._host(_str(data.get("cwd"))),
+            tmux_pane=_str(data.get("tmux_pane"), 64),
+            claude_config_dir=self._host(msg.claude_config_dir or _str(data.get("config_dir"))),
+            transcript_path=self._host(msg.transcript_path),
         )
         # The Claude process (ccc run's child), not the wrapper: liveness watches it.
         self.directory.set_pid(info, _int(data.get("child_pid")) or _int(data.get("pid")))
@@ -149,11 +155,7 @@ class SessionClients:
                 "send a register message first"
             )
         self.directory.associate(info, msg.session_id)
-        if msg.transcript_path:
-            info.transcript_path = msg.transcript_path
-        if msg.claude_config_dir:
-            info.claude_config_dir = msg.claude_config_dir
-            self.directory.add_config_dir(msg.claude_config_dir)
+        self._paths(info, msg.transcript_path, msg.claude_config_dir)
         self.directory.touch(info)
         self.directory.wake(info.all_ids)
         return protocol.response(request_id=msg.request_id, session_id=info.session_id)
@@ -168,21 +170,33 @@ class SessionClients:
         info.last_heartbeat_trio = trio.current_time()
         if msg.session_id and msg.session_id != info.session_id:
             self.directory.associate(info, msg.session_id)
-        if msg.transcript_path:
-            info.transcript_path = msg.transcript_path
-        if msg.claude_config_dir:
-            info.claude_config_dir = msg.claude_config_dir
-            self.directory.add_config_dir(msg.claude_config_dir)
+        self._paths(info, msg.transcript_path, msg.claude_config_dir)
         data = msg.data or {}
-        for attr in ("cwd", "tmux_pane"):
-            value = _str(data.get(attr))
-            if value:
-                setattr(info, attr, value)
+        cwd = self._host(_str(data.get("cwd")))
+        if cwd:
+            info.cwd = cwd
+        pane = _str(data.get("tmux_pane"), 64)
+        if pane:
+            info.tmux_pane = pane
         if data.get("input_idle") is True:
             # The client had declined a message (draft, typing) and is free again: retry now.
             self.directory.wake(info.all_ids)
         self.directory.touch(info)
         return protocol.response(request_id=msg.request_id)
+
+    def _host(self, path: str | None) -> str | None:
+        """A path a client named, at its host location (None: not to be used)."""
+        if path is None or not self.path_maps:
+            return path
+        return to_host(path, self.path_maps)
+
+    def _paths(self, info: SessionInfo, transcript: str | None, config_dir: str | None) -> None:
+        transcript, config_dir = self._host(transcript), self._host(config_dir)
+        if transcript:
+            info.transcript_path = transcript
+        if config_dir:
+            info.claude_config_dir = config_dir
+            self.directory.add_config_dir(config_dir)
 
     def response(self, conn: Conn, msg: protocol.Response) -> None:
         pending = self._pending.get(conn.id, {}).pop(msg.request_id or "", None)

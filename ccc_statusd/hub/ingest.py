@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import protocol
 from ..events import EventBus
+from ..pathmap import PathMap, map_payload, to_host
 from ..protocol import RemoteProtocolError
 from ..sessions import (
     BUSY,
@@ -42,7 +43,9 @@ class Ingest:
         events: EventBus,
         store: StoreWorker,
         scheduled_for: Any,
+        path_maps: PathMap = (),
     ) -> None:
+        self.path_maps = path_maps  # container paths → host paths (--path-map)
         self.directory = directory
         self.delivery = delivery
         self.events = events
@@ -51,7 +54,7 @@ class Ingest:
         self.hooks = 0
 
     async def on_hook(self, msg: protocol.Hook) -> SessionInfo | None:
-        payload = msg.data
+        payload, origin = self._mapped(msg.data)
         env = msg.env or {}
         event = payload.get("hook_event_name")
         sid = payload.get("session_id")
@@ -94,8 +97,9 @@ class Ingest:
             key,
             transcript_path=text(payload.get("transcript_path")),
             cwd=text(payload.get("cwd")) or text(env.get("CLAUDE_PROJECT_DIR")),
-            claude_config_dir=text(env.get("CLAUDE_CONFIG_DIR")),
+            claude_config_dir=self._host_path(text(env.get("CLAUDE_CONFIG_DIR"))),
             tmux_pane=text(env.get("TMUX_PANE"), 64),
+            container=origin,
         )
         directory.set_pid(info, sqlite_int(pid))
         directory.add_config_dir(info.claude_config_dir)
@@ -134,7 +138,7 @@ class Ingest:
         return info
 
     async def on_statusline(self, msg: protocol.Statusline) -> dict[str, Any]:
-        payload = msg.data
+        payload, _ = self._mapped(msg.data)
         env = msg.env or {}
         sid = payload.get("session_id")
         if not isinstance(sid, str) or not protocol.is_safe_id(sid):
@@ -181,6 +185,16 @@ class Ingest:
             "others_waiting": sum(1 for s in others if s.state == WAITING),
             "branch": info.git_branch,
         }
+
+    def _mapped(self, payload: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The payload with container paths at their host locations (--path-map)."""
+        if not self.path_maps:
+            return payload, None
+        mapped, origin = map_payload(payload, self.path_maps)
+        return dict(mapped), origin
+
+    def _host_path(self, path: str | None) -> str | None:
+        return path if path is None or not self.path_maps else to_host(path, self.path_maps)
 
 
 def _small(value: Any, limit: int) -> bool:

@@ -254,7 +254,11 @@ def _row(rec: dict[str, Any], queued: dict[str, int], *, live: bool) -> dict[str
     rec["live"] = live
     rec["queued"] = queued.get(rec["session_id"], 0)
     rec.setdefault("kind", rec.get("client_kind") or ("history" if not live else "adopted"))
-    rec["where"] = rec.get("tmux_pane") or ("pty" if rec.get("kind") in ("pty", "inject") else None)
+    rec["where"] = (
+        rec.get("tmux_pane")
+        or (f"container {rec['container']}" if rec.get("container") else None)
+        or ("pty" if rec.get("kind") in ("pty", "inject") else None)
+    )
     rec.setdefault("connected", False)
     rec["name"] = rec.get("name") or None
     for key in ROW_KEYS:
