@@ -599,7 +599,7 @@ def merged_records(results: Sequence[HostSessions]) -> list[dict[str, Any]]:
 
 def main(args: Sequence[str]) -> int | None:
     """The entry point's hook: None when ``args`` stay on this machine, else the exit code."""
-    from .fastcli import EXIT_USAGE, error
+    from .sendcmd import EXIT_USAGE, error
 
     try:
         split = split_host(args)

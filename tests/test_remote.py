@@ -461,7 +461,7 @@ def test_all_hosts_merges_local_and_remote(world: World) -> None:
         assert "ccc: gone: cannot reach host gone" in r.stderr
         table = world.ccc("sessions", "--all-hosts", timeout=60)
         lines = table.stdout.splitlines()
-        assert lines[0].split()[:3] == ["HOST", "SESSION", "STATE"]
+        assert lines[0].split()[:4] == ["HOST", "NAME", "SESSION", "STATE"]
         assert any(ln.startswith("local ") and local_session.session_id[:8] in ln for ln in lines)
         assert any(ln.startswith("box ") and world.session.session_id[:8] in ln for ln in lines)
         assert any(ln.startswith("gone ") and "unreachable" in ln for ln in lines)
