@@ -14,7 +14,7 @@ from ccc_statusd.config import DaemonConfig
 from ccc_statusd.daemon import run_daemon
 from ccc_statusd.hub import Hub
 
-from .fixtures import FIXTURES
+from .fixtures import transcript
 
 SID = "6656f299-72c7-4382-8647-f94b8f7faaf3"
 
@@ -38,9 +38,7 @@ async def wait_for(pred, limit_s: float = 10.0):
 async def test_transcript_appends_show_in_list_sessions(
     nursery, paths, claude_dir, connect
 ) -> None:
-    src = next((FIXTURES / "v2.1.331").glob("transcript-1-*.jsonl"), None)
-    if src is None:
-        pytest.skip("transcript fixture missing")
+    src = transcript("v2.1.331", 1)
     project = claude_dir / "projects" / "-home-user-project"
     project.mkdir(parents=True)
     lines = src.read_bytes().splitlines(keepends=True)

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from ccc_statusd import hookcmd
 
+from .fixtures import fixture_bytes
 from .session_fakes import short_tmpdir
 
-FIXTURES = Path("/work/shared/fixtures/claude-code/v2.1.331")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -101,7 +101,7 @@ def _env(cache: Path, **extra: str) -> dict[str, str]:
 
 
 def test_no_daemon_exits_0_silently(cache: Path) -> None:
-    payload = (FIXTURES / "hooks-UserPromptSubmit.json").read_bytes()
+    payload = fixture_bytes("hooks-UserPromptSubmit")
     proc = _run(payload, _env(cache))
     assert proc.returncode == 0
     assert proc.stdout == b"" and proc.stderr == b""
@@ -118,7 +118,7 @@ def test_bad_input_exits_0_silently(cache: Path, server: LineServer, stdin: byte
 
 
 def test_sends_one_line_with_env(cache: Path, server: LineServer) -> None:
-    payload = json.loads((FIXTURES / "hooks-SessionStart-startup.json").read_text())
+    payload = json.loads(fixture_bytes("hooks-SessionStart-startup"))
     env = _env(
         cache,
         CCC_INTERNAL_ID="iid-1234",
@@ -157,7 +157,7 @@ def test_only_present_env_and_unsafe_internal_id_dropped(cache: Path, server: Li
 
 
 def test_big_payload_is_trimmed_under_the_line_limit(cache: Path, server: LineServer) -> None:
-    payload = json.loads((FIXTURES / "hooks-PostToolUse-echo.json").read_text())
+    payload = json.loads(fixture_bytes("hooks-PostToolUse-echo"))
     payload["tool_response"]["stdout"] = "y" * (3 * 1024 * 1024)
     hookcmd.main(io.BytesIO(json.dumps(payload).encode()), _env(cache))
     (raw,) = server.wait(1)

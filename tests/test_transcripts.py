@@ -24,23 +24,18 @@ from ccc_statusd.watchers.transcripts import (
     run_transcript_watcher,
 )
 
+from .fixtures import transcript as captured_transcript
+from .fixtures import transcript_session_id
+
 T = TypeVar("T")
 
-FIXTURES = Path(
-    os.environ.get(
-        "CCC_FIXTURES_DIR", Path(__file__).resolve().parents[2] / "shared/fixtures/claude-code"
-    )
-)
 PROJECT = "-home-user-project"
 
 
 def fixture_bytes(version: str, n: int) -> tuple[str, bytes]:
-    """(session id, contents) of a shared fixture transcript; skips when fixtures are absent."""
-    matches = sorted((FIXTURES / version).glob(f"transcript-{n}-*.jsonl"))
-    if not matches:
-        pytest.skip(f"no transcript fixture {version}/transcript-{n}-*.jsonl under {FIXTURES}")
-    path = matches[0]
-    return path.stem.split("-", 2)[2], path.read_bytes()
+    """(session id, contents) of a captured Claude Code transcript."""
+    path = captured_transcript(version, n)
+    return transcript_session_id(path), path.read_bytes()
 
 
 def line(**fields: Any) -> bytes:
