@@ -82,6 +82,15 @@ def _unexpected(modules: set[str], bare: set[str]) -> tuple[list[str], list[str]
     return forbidden, extra
 
 
+def test_the_editable_install_adds_no_import_hook() -> None:
+    # `make` installs the package editable; setuptools does it with a plain .pth path line only
+    # because pyproject.toml says `package-dir = {"" = "."}`. Without it, an import hook
+    # (``__editable___*_finder``) would run in every interpreter, before the send path starts.
+    modules, _ = _modules("pass")
+    hooks = sorted(m for m in modules if m.startswith("__editable__"))
+    assert hooks == [], f"an editable import hook loads at start-up: {hooks}; see pyproject.toml"
+
+
 @pytest.mark.parametrize("module", SEND_PATH)
 def test_send_path_module_imports_only_what_it_needs(module: str, bare_modules: set[str]) -> None:
     modules, _ = _modules(f"import {module}")
