@@ -35,6 +35,7 @@ from ccc_statusd.paths import Paths
 from ccc_statusd.store import Store
 
 from .conftest import LineClient, answer_routed
+from .helpers import wait_until, wait_until_sync
 from .test_bad_input import PING, BlockingClient, ErrorLog, fd_count
 
 MiB = 1024 * 1024
@@ -60,13 +61,6 @@ def task_count() -> int:
         for nursery in task.child_nurseries:
             todo.extend(nursery.child_tasks)
     return n
-
-
-async def wait_for(predicate: Any, timeout_s: float = 10.0, interval_s: float = 0.01) -> None:
-    """Poll state the daemon changes in its own tasks (or its own process): no event to wait on."""
-    with trio.fail_after(timeout_s):
-        while not await predicate():  # noqa: ASYNC110 - the state lives in the daemon
-            await trio.sleep(interval_s)
 
 
 async def pings(paths: Paths) -> bool:
@@ -324,7 +318,7 @@ async def test_fuzz_through_the_socket(
     async def all_gone() -> bool:  # every fuzz connection was closed and is gone
         return not server.conns
 
-    await wait_for(all_gone)
+    await wait_until(all_gone)
 
 
 # --- a session client that never reads ------------------------------------------------------
@@ -453,7 +447,7 @@ async def test_slow_consumer_cannot_stall_routing(paths: Paths, connect: Any) ->
                         sum(outcomes.values()) + parked == STUCK_PROMPTS and len(latencies) == 200
                     )
 
-                await wait_for(only_parked_left, timeout_s=90, interval_s=0.05)
+                await wait_until(only_parked_left, limit_s=90, interval_s=0.05)
                 rss_during = rss_kib(proc.pid)
                 await stuck.aclose()
             n.cancel_scope.cancel()
@@ -485,7 +479,8 @@ async def test_churn_returns_to_baseline(nursery: trio.Nursery, paths: Paths, co
     warm = await connect()
     await warm.request({"type": "register", "internal_id": "warm", "session_id": "churn-warm"})
     await warm.aclose()
-    await trio.sleep(0.05)
+    server = hub.server
+    await wait_until(lambda: not server.conns, what="the warm-up connection is gone")
     base_fds, base_tasks = await quiet_fd_count(), task_count()
     counter = iter(range(CHURN_CYCLES))
 
@@ -510,7 +505,7 @@ async def test_churn_returns_to_baseline(nursery: trio.Nursery, paths: Paths, co
     async def all_gone() -> bool:
         return not server.conns and not server.clients
 
-    await wait_for(all_gone)
+    await wait_until(all_gone)
     await hub.flush_metadata()
     assert await quiet_fd_count() == base_fds
     assert task_count() == base_tasks
@@ -574,6 +569,19 @@ def heartbeat_storm(paths: Paths, clients: int, rounds: int) -> list[BlockingCli
     return conns
 
 
+def storm_rows(paths: Paths) -> int:
+    """How many of the storm's sessions the database holds (0 before its tables exist)."""
+    try:
+        with closing(sqlite3.connect(f"file:{paths.db}?mode=ro", uri=True, timeout=5)) as db:
+            return int(
+                db.execute(
+                    "SELECT count(*) FROM session_metadata WHERE session_id LIKE 'storm-sess-%'"
+                ).fetchone()[0]
+            )
+    except sqlite3.OperationalError:
+        return 0
+
+
 def test_kill_9_loses_no_scheduled_message(paths: Paths) -> None:
     paths.ensure_dir()
     expected: set[str] = set()
@@ -582,7 +590,8 @@ def test_kill_9_loses_no_scheduled_message(paths: Paths) -> None:
         expected |= add_pending_rows(paths, 20)
         with daemon_process(paths, "--log-level", "WARNING") as proc:
             conns = heartbeat_storm(paths, clients=6, rounds=400)
-            time.sleep(0.15)  # mid-storm: heartbeats and scheduler attempts are being written
+            # Mid-storm: the flusher has started writing the storm's rows (and goes on).
+            wait_until_sync(lambda: storm_rows(paths) > 0, what="the storm reaches the database")
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
             for c in conns:
@@ -590,13 +599,7 @@ def test_kill_9_loses_no_scheduled_message(paths: Paths) -> None:
         ids, integrity = scheduled_ids_and_integrity(paths)
         assert integrity == "ok"
         assert ids == expected, f"cycle {cycle}: lost {expected - ids}"
-        with closing(sqlite3.connect(paths.db)) as db:  # the storm was writing when the kill came
-            assert (
-                db.execute(
-                    "SELECT count(*) FROM session_metadata WHERE session_id LIKE 'storm-sess-%'"
-                ).fetchone()[0]
-                > 0
-            )
+        assert storm_rows(paths) > 0  # the storm was writing when the kill came
     # The restart after kill -9: stale pid file and socket are no obstacle; rows still listed,
     # the due ones with their last error (never silently dropped).
     with daemon_process(paths):
@@ -845,7 +848,7 @@ async def test_max_connections_cap(nursery: trio.Nursery, paths: Paths, connect:
     async def one_closed() -> bool:
         return len(server.conns) == 3
 
-    await wait_for(one_closed)
+    await wait_until(one_closed)
     again = await connect()
     assert (await again.request(PING))["data"] == "pong"
     for c in open_[1:]:

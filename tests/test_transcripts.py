@@ -26,6 +26,7 @@ from ccc_statusd.watchers.transcripts import (
 
 from .fixtures import transcript as captured_transcript
 from .fixtures import transcript_session_id
+from .helpers import wait_until
 
 T = TypeVar("T")
 
@@ -355,13 +356,20 @@ async def test_watcher_picks_up_a_new_config_dir(tmp: Path, db: sqlite_utils.Dat
     first, later = tmp / "a", tmp / "b"
     transcript(first, "s1", user_line())
     dirs = {first, tmp / "missing"}
+    asked = 0
+
+    def config_dirs() -> set[Path]:
+        nonlocal asked
+        asked += 1
+        return set(dirs)
+
     send, receive = trio.open_memory_channel[list[TranscriptAggregate]](100)
     index = TranscriptIndex(db)
     async with trio.open_nursery() as nursery:
         await nursery.start(
             lambda task_status: run_transcript_watcher(
                 index,
-                lambda: set(dirs),
+                config_dirs,
                 store_caller(),
                 send.send,
                 rescan_interval_s=0.05,
@@ -373,7 +381,9 @@ async def test_watcher_picks_up_a_new_config_dir(tmp: Path, db: sqlite_utils.Dat
             await next_change(receive, lambda a: a.session_id == "s1")
             later.mkdir()
             dirs.add(later)
-            await trio.sleep(0.2)  # a few rescans with a projects/-less config dir
+            seen = asked
+            # a few rescans with a projects/-less config dir
+            await wait_until(lambda: asked >= seen + 3, what="two rescans passed")
             transcript(later, "s2", user_line() * 2)
             agg = await next_change(receive, lambda a: a.session_id == "s2")
             assert (agg.user_messages, agg.config_dir) == (2, str(later))
