@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 import trio
 
@@ -37,13 +37,33 @@ def _describe(predicate: Callable[[], object], what: str | None) -> str:
     return what or str(getattr(predicate, "__name__", predicate))
 
 
+@overload
 async def wait_until(
-    predicate: Callable[[], T | Awaitable[T]],
+    predicate: Callable[[], Awaitable[T]],
+    *,
+    limit_s: float = ...,
+    interval_s: float = ...,
+    what: str | None = ...,
+) -> T: ...
+
+
+@overload
+async def wait_until(
+    predicate: Callable[[], T],
+    *,
+    limit_s: float = ...,
+    interval_s: float = ...,
+    what: str | None = ...,
+) -> T: ...
+
+
+async def wait_until(
+    predicate: Callable[[], Any],
     *,
     limit_s: float = LIMIT_S,
     interval_s: float = POLL_S,
     what: str | None = None,
-) -> T:
+) -> Any:
     """Poll ``predicate`` (sync or async) on Trio's clock until it is truthy; return its value."""
     with trio.move_on_after(limit_s):
         while True:
@@ -51,7 +71,7 @@ async def wait_until(
             if inspect.isawaitable(value):
                 value = await value
             if value:
-                return value  # type: ignore[return-value]
+                return value
             await trio.sleep(interval_s)
     raise AssertionError(
         f"timed out after {limit_s:g} s waiting until {_describe(predicate, what)}"
