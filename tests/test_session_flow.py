@@ -8,6 +8,7 @@ from ccc_statusd.hub import Hub
 
 from .conftest import LineClient, answer_routed
 from .fixtures import fixture, hook
+from .helpers import wait_until
 
 SID = "6656f299-72c7-4382-8647-f94b8f7faaf3"
 NEW_SID = "0bf7fcec-6527-4470-9385-92271deedb9b"
@@ -66,9 +67,11 @@ async def test_busy_session_gets_message_queued_then_delivered_on_stop(
     got2 = await answer_routed(session)
     assert (got1["type"], got1["text"]) == ("prompt", "one")
     assert (got2["type"], got2["name"]) == ("command", "compact")
-    with trio.fail_after(5):
-        while await daemon.store.run("scheduled", SID):  # noqa: ASYNC110 (polling the database)
-            await trio.sleep(0.01)
+
+    async def outbox_empty() -> bool:
+        return not await daemon.store.run("scheduled", SID)
+
+    await wait_until(outbox_empty, limit_s=5)
 
 
 async def test_client_declining_not_idle_queues(daemon: Hub, connect) -> None:
