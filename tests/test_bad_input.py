@@ -33,6 +33,7 @@ from ccc_statusd.hub import Hub
 from ccc_statusd.paths import Paths
 
 from .conftest import LineClient, answer_routed
+from .helpers import short_tmpdir
 
 SMALL_LINE_BYTES = 4096  # a small limit makes "over the limit" cheap to send
 PING = {"type": "query", "query": "ping"}
@@ -200,9 +201,8 @@ def fd_count(pid: int | None = None) -> int:
 
 
 def short_cache_dir() -> Path:
-    import tempfile
 
-    return Path(tempfile.mkdtemp(prefix="ccc-", dir="/tmp"))
+    return short_tmpdir("ccc-")
 
 
 # --- fixtures for the in-process tests ------------------------------------------------------

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -34,6 +33,8 @@ from ccc_statusd.client import Client, DaemonError, DaemonNotRunning, DaemonTime
 from ccc_statusd.paths import Paths
 from ccc_statusd.store import Store
 
+from .helpers import short_tmpdir
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CCC = str(BIN / "ccc")
@@ -48,7 +49,7 @@ runner = CliRunner()
 
 def _short_dir() -> Path:
     # AF_UNIX paths are limited to ~107 bytes: pytest's tmp_path is often too long.
-    return Path(tempfile.mkdtemp(prefix="ccc-cli-", dir="/tmp"))
+    return short_tmpdir("ccc-cli-")
 
 
 def _ping(sock: Path) -> bool:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -14,14 +12,14 @@ from ccc_statusd.daemon import run_daemon
 from ccc_statusd.hub import Hub
 
 from .fixtures import transcript
-from .helpers import wait_until
+from .helpers import short_tmpdir, wait_until
 
 SID = "6656f299-72c7-4382-8647-f94b8f7faaf3"
 
 
 @pytest.fixture
 def claude_dir():
-    d = Path(tempfile.mkdtemp(prefix="cfg-", dir="/tmp"))
+    d = short_tmpdir("cfg-")
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

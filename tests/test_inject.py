@@ -11,8 +11,7 @@ import os
 import shutil
 import socket as stdlib_socket
 import subprocess
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -116,15 +115,6 @@ class FakeDaemon:
         rid = f"req-{self._seq}"
         await self._send(client, {**msg, "request_id": rid})
         return await self.wait_for(lambda: self.replies.get(rid))
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="ccc-inj-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 class Standin:

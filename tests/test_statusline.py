@@ -7,11 +7,9 @@ import io
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -40,15 +38,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 def fixture(version: str, name: str) -> dict[str, Any]:
     return json.loads(fixture_path(name, version).read_text())
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="ccc-sl-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 # --- render(): pure ----------------------------------------------------------------------

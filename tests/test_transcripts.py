@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,10 +46,8 @@ def user_line(text: str = "hi", ts: str = "2026-01-01T00:00:00.000Z") -> bytes:
 
 
 @pytest.fixture
-def tmp() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(dir="/tmp", prefix="ccc-tr-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def tmp(short_dir: Path) -> Path:
+    return short_dir
 
 
 @pytest.fixture
