@@ -5,8 +5,8 @@ a condition instead of sleeping a fixed time and hoping.
   ``tmp_path`` is often longer). The ``short_dir`` fixture in conftest.py wraps it and removes
   the directory after the test.
 - ``wait_until(predicate)`` (Trio) and ``wait_until_sync(predicate)`` (threads, subprocesses):
-  poll ``predicate`` until it returns something truthy and return that; fail with ``what`` (or
-  the predicate's name) after ``limit_s`` seconds (a Trio-named parameter: ruff's ASYNC109
+  poll ``predicate`` until it returns something truthy and return that; fail with ``what`` (a
+  string, or a callable asked at failure time; else the predicate's name) after ``limit_s`` seconds (a Trio-named parameter: ruff's ASYNC109
   forbids ``timeout``). The Trio variant accepts sync or async
   predicates and runs under a MockClock as well (it sleeps on Trio's clock).
 """
@@ -33,7 +33,13 @@ def short_tmpdir(prefix: str = "ccc-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
-def _describe(predicate: Callable[[], object], what: str | None) -> str:
+Description = str | Callable[[], str] | None
+
+
+def _describe(predicate: Callable[[], object], what: Description) -> str:
+    """``what`` (a callable is asked at failure time, to show the state then), else the name."""
+    if callable(what):
+        return what()
     return what or str(getattr(predicate, "__name__", predicate))
 
 
@@ -43,7 +49,7 @@ async def wait_until(
     *,
     limit_s: float = ...,
     interval_s: float = ...,
-    what: str | None = ...,
+    what: Description = ...,
 ) -> T: ...
 
 
@@ -53,7 +59,7 @@ async def wait_until(
     *,
     limit_s: float = ...,
     interval_s: float = ...,
-    what: str | None = ...,
+    what: Description = ...,
 ) -> T: ...
 
 
@@ -62,7 +68,7 @@ async def wait_until(
     *,
     limit_s: float = LIMIT_S,
     interval_s: float = POLL_S,
-    what: str | None = None,
+    what: Description = None,
 ) -> Any:
     """Poll ``predicate`` (sync or async) on Trio's clock until it is truthy; return its value."""
     with trio.move_on_after(limit_s):
@@ -83,7 +89,7 @@ def wait_until_sync(
     *,
     limit_s: float = LIMIT_S,
     interval_s: float = POLL_S,
-    what: str | None = None,
+    what: Description = None,
 ) -> T:
     """Poll ``predicate`` until it is truthy and return its value (for threads/subprocesses)."""
     deadline = time.monotonic() + limit_s

@@ -343,15 +343,15 @@ def daemon_process(paths: Paths, *args: str) -> Iterator[subprocess.Popen[bytes]
             stderr=err,
         )
     try:
-        deadline = time.monotonic() + 15
-        while not _pings(paths):
+
+        def up() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(
                     f"daemon exited: {(paths.cache_dir / 'stderr.txt').read_text()}"
                 )
-            if time.monotonic() > deadline:
-                raise AssertionError("daemon did not start within 15 s")
-            time.sleep(0.02)
+            return _pings(paths)
+
+        wait_until_sync(up, limit_s=15, what="the daemon answers a ping")
         yield proc
     finally:
         if proc.poll() is None:
@@ -606,19 +606,22 @@ def test_kill_9_loses_no_scheduled_message(paths: Paths) -> None:
         with BlockingClient(str(paths.socket)) as c:
             # Rows of one session go in order, so the first due row of each absent session
             # carries the error; the rest wait behind it, listed.
-            deadline = time.monotonic() + 10
-            while True:
+            rows: list[dict[str, Any]] = []
+            first_due: dict[str, dict[str, Any]] = {}
+
+            def errors_recorded() -> bool:
+                nonlocal rows, first_due
                 rows = c.request({"type": "query", "query": "list_scheduled"})["data"]
                 first_due = {}
                 for r in rows:
                     if r["send_at"] <= time.time():
                         first_due.setdefault(r["session_id"], r)
-                if (
-                    all(r.get("last_error") for r in first_due.values())
-                    or time.monotonic() > deadline
-                ):
-                    break
-                time.sleep(0.05)
+                return all(r.get("last_error") for r in first_due.values())
+
+            try:
+                wait_until_sync(errors_recorded, interval_s=0.05)
+            except AssertionError:
+                pass  # the assertions below say what is missing
             assert {r["id"] for r in rows} == expected
             assert len(first_due) == 3, first_due
             for r in first_due.values():
