@@ -229,7 +229,7 @@ async def test_injection_registers_and_answers_eval_and_prompts(
     assert reply.get("error") is None and reply["status"] == "delivered", reply
     await run.wait_record(lambda r: "through stdin.push" in r.get("text", ""))
     # The pty host waited, saw the injection, and never registered itself.
-    assert "standing by" in run.log_text()
+    await run.wait_log("standing by")
     assert "registered (connection" not in run.log_text()
     assert holder(daemon, run.iid) == "inject"
 
