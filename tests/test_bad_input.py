@@ -33,6 +33,7 @@ from ccc_statusd.hub import Hub
 from ccc_statusd.paths import Paths
 
 from .conftest import LineClient, answer_routed
+from .helpers import short_tmpdir
 
 SENT = ("typed", "submitted")  # a prompt or command the session client typed
 
@@ -202,9 +203,8 @@ def fd_count(pid: int | None = None) -> int:
 
 
 def short_cache_dir() -> Path:
-    import tempfile
 
-    return Path(tempfile.mkdtemp(prefix="ccc-", dir="/tmp"))
+    return short_tmpdir("ccc-")
 
 
 # --- fixtures for the in-process tests ------------------------------------------------------

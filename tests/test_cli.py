@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -34,6 +33,8 @@ from ccc_statusd.client import Client, DaemonError, DaemonNotRunning, DaemonTime
 from ccc_statusd.paths import Paths
 from ccc_statusd.store import Store
 
+from .helpers import short_tmpdir, wait_until_sync
+
 SENT = ("typed", "submitted")  # a prompt or command the session client typed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ runner = CliRunner()
 
 def _short_dir() -> Path:
     # AF_UNIX paths are limited to ~107 bytes: pytest's tmp_path is often too long.
-    return Path(tempfile.mkdtemp(prefix="ccc-cli-", dir="/tmp"))
+    return short_tmpdir("ccc-cli-")
 
 
 def _ping(sock: Path) -> bool:
@@ -69,18 +70,21 @@ def start_daemon(cache_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if _ping(cache_dir / "daemon.sock"):
-            return proc
+
+    def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError(
                 f"daemon exited early ({proc.returncode}); see {cache_dir}/daemon.log"
             )
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait()
-    raise AssertionError("daemon did not start within 15 s")
+        return _ping(cache_dir / "daemon.sock")
+
+    try:
+        wait_until_sync(up, limit_s=15, what="the daemon answers a ping")
+    except AssertionError:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
 
 
 def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
@@ -163,9 +167,12 @@ class ScriptedSession:
             pass
 
     def wait_for(self, n: int, timeout: float = 10) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
+        """What arrived once ``n`` messages have; whatever arrived after ``timeout`` (the callers
+        assert on it)."""
+        try:
+            wait_until_sync(lambda: len(self.received) >= n, limit_s=timeout)
+        except AssertionError:
+            pass
         return self.received
 
     def close(self) -> None:
@@ -607,12 +614,12 @@ def test_schedule_with_daemon_down_then_picked_up(down: Paths) -> None:
             got = s.wait_for(1)
             assert got and got[0]["type"] == "prompt", down.log.read_text()
             assert got[0]["text"] == "hello from the past"
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and json.loads(
-                run_ccc(down, "schedule", "list", "--json").stdout
-            ):
-                time.sleep(0.05)
-            assert json.loads(run_ccc(down, "schedule", "list", "--json").stdout) == []
+            wait_until_sync(
+                lambda: json.loads(run_ccc(down, "schedule", "list", "--json").stdout) == [],
+                limit_s=5,
+                interval_s=0.05,
+                what="the schedule is empty",
+            )
         finally:
             s.close()
     finally:

@@ -9,6 +9,7 @@ from ccc_statusd.store import Store
 
 from .conftest import LineClient, answer_routed
 from .fixtures import fixture, hook
+from .helpers import wait_until
 
 SENT = ("typed", "submitted")  # a prompt or command the session client typed
 
@@ -69,9 +70,11 @@ async def test_busy_session_gets_message_queued_then_delivered_on_stop(
     got2 = await answer_routed(session)
     assert (got1["type"], got1["text"]) == ("prompt", "one")
     assert (got2["type"], got2["name"]) == ("command", "compact")
-    with trio.fail_after(5):
-        while await daemon.store.call(Store.scheduled, SID):  # noqa: ASYNC110 (polling the database)
-            await trio.sleep(0.01)
+
+    async def outbox_empty() -> bool:
+        return not await daemon.store.call(Store.scheduled, SID)
+
+    await wait_until(outbox_empty, limit_s=5)
 
 
 async def test_client_declining_not_idle_queues(daemon: Hub, connect) -> None:

@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 from ccc_statusd.config import DaemonConfig
 from ccc_statusd.paths import Paths
 
+from .helpers import wait_until_sync
 from .test_bad_input import BlockingClient, ThreadedDaemon, fd_count, short_cache_dir
 
 RUNS = itertools.count(1)
@@ -51,11 +52,7 @@ BAD_LINES = [
 
 
 def wait_until(check: Callable[[], bool], what: Callable[[], str]) -> None:
-    deadline = time.monotonic() + SETTLE_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(what())
-        time.sleep(0.002)
+    wait_until_sync(check, limit_s=SETTLE_S, interval_s=0.002, what=what)
 
 
 def quiet_fd_count() -> int:
