@@ -14,7 +14,6 @@ when it starts), so it works with the daemon down too.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import sys
@@ -238,81 +237,17 @@ def watch(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
 ) -> None:
-    """Follow what happens to sessions, one line per event, until Ctrl-C or the daemon stops."""
+    """Follow what happens to sessions, one line per event, until Ctrl-C (survives restarts)."""
+    from . import watchcmd
+    from .follow import SubscribeRefused
+
     state = _state(ctx)
-    colour = use_colour(sys.stdout)
     try:
-        with Client(state.socket) as client:
-            for event in client.subscribe(session):
-                if event.get("type") != "event":
-                    continue
-                print(
-                    json.dumps(event) if as_json else format_event(event, colour=colour), flush=True
-                )
+        watchcmd.main(state.socket, session, as_json=as_json, colour=use_colour(sys.stdout))
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_OK) from None
-    except ClientError as exc:
-        raise fail(str(exc), exc.exit_code) from None
-    if not as_json:
-        note("the daemon stopped; the event stream ended")
-
-
-_EVENT_COLOURS = {"idle": "32", "busy": "33", "waiting": "35", "failed": "31", "ended": "2"}
-
-
-def format_event(event: dict[str, Any], *, colour: bool = False) -> str:
-    """One human line: time, short session id, what happened."""
-    when = datetime.fromtimestamp(float(event.get("time") or time.time())).strftime("%H:%M:%S")
-    sid = (event.get("session_id") or event.get("key") or "-")[:8]
-    kind = event.get("event", "?")
-    if kind == "state":
-        state_name = str(event.get("state"))
-        shown = (
-            f"\x1b[{_EVENT_COLOURS[state_name]}m{state_name}\x1b[0m"
-            if colour and state_name in _EVENT_COLOURS
-            else state_name
-        )
-        what = (
-            f"is {shown}"
-            + (f" ({event['error']})" if event.get("error") else "")
-            + (f" after {event['hook']}" if event.get("hook") else "")
-        )
-    elif kind == "hook":
-        payload = event.get("payload") or {}
-        detail = (
-            payload.get("tool_name")
-            or payload.get("source")
-            or payload.get("reason")
-            or payload.get("notification_type")
-            or ""
-        )
-        what = f"hook {event.get('hook')}" + (f" {detail}" if detail else "")
-    elif kind == "delivered":
-        what = f"{event.get('kind', 'prompt')} delivered: {event.get('text', '')}"
-    elif kind == "submitted":
-        what = f"prompt submitted: {event.get('text', '')}"
-    elif kind == "queued":
-        what = f"queued ({event.get('reason')}): {event.get('text', '')}"
-    elif kind == "scheduled_fired":
-        what = f"scheduled message {event.get('id')} delivered"
-    elif kind == "scheduled_failed":
-        what = f"scheduled message {event.get('id')} not delivered (attempt {event.get('attempts')}): {event.get('error')}"
-    elif kind == "context":
-        what = f"context {event.get('used_percentage')}% used"
-    elif kind == "associated":
-        what = "associated" + (
-            f" (was {str(event['previous'])[:8]})" if event.get("previous") else ""
-        )
-    elif kind in ("connected", "disconnected"):
-        what = kind + (f" ({event['kind']})" if event.get("kind") else "")
-    else:
-        extras = {
-            k: v
-            for k, v in event.items()
-            if k not in ("type", "event", "time", "session_id", "key", "internal_id")
-        }
-        what = kind + (" " + json.dumps(extras, default=str) if extras else "")
-    return f"{when} {sid:8} {what}"
+    except SubscribeRefused as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command(context_settings=_LENIENT)

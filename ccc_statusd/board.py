@@ -1,0 +1,186 @@
+"""The live picture of every session, kept from ``list_sessions`` + the event stream. Pure.
+
+``ccc top`` draws it and ``ccc notify`` watches it for transitions. At every (re)connect the
+client calls :meth:`Board.load` with one ``list_sessions`` answer and one ``list_scheduled``
+answer; after that each event goes through :meth:`Board.apply`, which updates the row and
+returns a :class:`Change` describing what happened (old/new state and how long the old one
+lasted), so callers react to transitions without keeping a copy of their own. Time is passed
+in (``now``), never read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .eventfmt import EventFormatter, short
+
+QUEUED_TRIGGERS = ("idle", "when_idle", "at")
+
+
+@dataclass
+class Row:
+    """One session as ``ccc top`` shows it."""
+
+    key: str
+    session_id: str | None = None
+    name: str | None = None
+    state: str = "unknown"
+    state_since: float | None = None
+    model: str | None = None
+    ctx_pct: float | None = None
+    cost: float | None = None
+    branch: str | None = None
+    cwd: str | None = None
+    tmux_pane: str | None = None
+    connected: bool = False
+    last_activity: float | None = None
+    queued: dict[str, float] = field(default_factory=dict)  # message id → due since
+
+    @property
+    def label(self) -> str:
+        return self.name or (short(self.session_id) if self.session_id else short(self.key))
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one event did to a row."""
+
+    row: Row
+    event: str
+    old_state: str | None = None
+    new_state: str | None = None
+    lasted_s: float | None = None  # how long the old state lasted (state changes)
+    queued_id: str | None = None  # a message added (queued) or gone (scheduled_fired)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class Board:
+    """Rows keyed by canonical session key; the formatter's identity map is shared."""
+
+    def __init__(self) -> None:
+        self.fmt = EventFormatter()
+        self.rows: dict[str, Row] = {}
+
+    def load(
+        self, records: Iterable[dict[str, Any]], scheduled: Iterable[dict[str, Any]], now: float
+    ) -> None:
+        """Replace everything with a fresh ``list_sessions`` + ``list_scheduled`` answer."""
+        records = [r for r in records if isinstance(r, dict)]
+        self.fmt.learn(records)
+        fresh: dict[str, Row] = {}
+        for rec in records:
+            sid = _str(rec.get("session_id"))
+            if sid is None:
+                continue
+            canon = self.fmt.canon.get(sid, sid)
+            row = fresh.get(canon) or Row(key=canon)
+            fresh[canon] = row
+            row.session_id = sid
+            row.name = _str(rec.get("name"))
+            row.state = _str(rec.get("state")) or "unknown"
+            row.state_since = _num(rec.get("state_changed_at"))
+            row.model = _str(rec.get("model"))
+            ctx = rec.get("context_window")
+            row.ctx_pct = _num(ctx.get("used_percentage")) if isinstance(ctx, dict) else None
+            row.cost = _num(rec.get("cost_usd"))
+            row.branch = _str(rec.get("git_branch"))
+            row.cwd = _str(rec.get("cwd"))
+            row.tmux_pane = _str(rec.get("tmux_pane"))
+            row.connected = bool(rec.get("connected"))
+            transcript = rec.get("transcript") if isinstance(rec.get("transcript"), dict) else {}
+            row.last_activity = (
+                _num(rec.get("last_activity"))
+                or _num(rec.get("last_seen"))
+                or _num((transcript or {}).get("last_ts_epoch"))
+            )
+        self.rows = fresh
+        for msg in scheduled:
+            if not isinstance(msg, dict) or not _str(msg.get("session_id")):
+                continue
+            row = self.row_for(msg["session_id"])
+            since = max(_num(msg.get("created_at")) or 0.0, _num(msg.get("send_at")) or 0.0)
+            row.queued[str(msg.get("id"))] = since or now
+
+    def row_for(self, any_id: str) -> Row:
+        canon = self.fmt.canon.get(any_id, any_id)
+        row = self.rows.get(canon)
+        if row is None:
+            row = self.rows[canon] = Row(key=canon, session_id=any_id)
+        return row
+
+    def apply(self, event: dict[str, Any]) -> Change | None:
+        """Fold one event into its row; None for events about no session."""
+        canon, _label = self.fmt.identify(event)
+        if canon == "-":
+            return None
+        row = self.rows.get(canon)
+        if row is None:
+            row = self.rows[canon] = Row(key=canon)
+        # A /clear moves the session to a new id: keep one row (the formatter joined the ids).
+        sid = _str(event.get("session_id"))
+        if sid is not None:
+            row.session_id = sid
+        if _str(event.get("name")):
+            row.name = event["name"]
+        when = _num(event.get("time"))
+        kind = str(event.get("event") or "")
+        if kind not in ("context", "branch", "pane_gone"):
+            row.last_activity = when or row.last_activity
+        if kind == "state":
+            new = _str(event.get("state")) or "unknown"
+            if event.get("hook") == "SessionEnd" and new == "busy":
+                new = "clearing"  # /clear: the daemon says busy until the new SessionStart
+            old = row.state
+            if new == old:
+                return Change(row, kind)
+            lasted = (when - row.state_since) if (when and row.state_since) else None
+            row.state, row.state_since = new, when
+            return Change(row, kind, old_state=old, new_state=new, lasted_s=lasted)
+        if kind == "context":
+            row.ctx_pct = _num(event.get("used_percentage"))
+        elif kind == "branch":
+            row.branch = _str(event.get("branch"))
+        elif kind == "connected":
+            row.connected = True
+        elif kind == "disconnected":
+            row.connected = False
+        elif kind == "pane_gone":
+            row.tmux_pane = None
+        elif kind == "queued" and event.get("id") is not None:
+            row.queued[str(event["id"])] = when or 0.0
+            return Change(row, kind, queued_id=str(event["id"]))
+        elif kind == "scheduled_fired" and event.get("id") is not None:
+            row.queued.pop(str(event["id"]), None)
+            return Change(row, kind, queued_id=str(event["id"]))
+        return Change(row, kind)
+
+    def forget_queued(self, message_id: str) -> None:
+        for row in self.rows.values():
+            row.queued.pop(message_id, None)
+
+    def ordered(self, flt: str = "") -> list[Row]:
+        """Rows to show: live first (connected or not ended), then by latest activity."""
+        flt = flt.lower()
+        rows = [
+            r
+            for r in self.rows.values()
+            if not flt
+            or any(flt in (v or "").lower() for v in (r.label, r.session_id, r.branch, r.cwd))
+            or flt == r.state
+        ]
+        return sorted(
+            rows,
+            key=lambda r: (r.connected, r.state not in ("ended", "unknown"), r.last_activity or 0),
+            reverse=True,
+        )
