@@ -190,11 +190,13 @@ class EventFormatter:
             return text
         if kind == "hook":
             hook = str(ev.get("hook") or "?")
-            payload = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
+            raw = ev.get("payload")
+            payload: dict[str, Any] = raw if isinstance(raw, dict) else {}
             detail = ""
             for k in ("tool_name", "source", "reason", "notification_type"):
-                if isinstance(payload.get(k), str) and payload[k]:
-                    detail = payload[k]
+                value = payload.get(k)
+                if isinstance(value, str) and value:
+                    detail = value
                     break
             if seen.last_state_hook == hook and hook not in ("PreToolUse", "PostToolUse"):
                 seen.last_state_hook = None
