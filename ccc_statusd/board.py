@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .eventfmt import EventFormatter, short
+from .eventfmt import EventFormatter, preview, short
 
 QUEUED_TRIGGERS = ("idle", "when_idle", "at")
 
@@ -37,6 +37,7 @@ class Row:
     connected: bool = False
     last_activity: float | None = None
     queued: dict[str, float] = field(default_factory=dict)  # message id → due since
+    queued_text: dict[str, str] = field(default_factory=dict)  # message id → first line
 
     @property
     def label(self) -> str:
@@ -76,20 +77,39 @@ class Board:
         self, records: Iterable[dict[str, Any]], scheduled: Iterable[dict[str, Any]], now: float
     ) -> None:
         """Replace everything with a fresh ``list_sessions`` + ``list_scheduled`` answer."""
+        self.rows = {}
+        self.merge(records, states=True)
+        for msg in scheduled:
+            if not isinstance(msg, dict) or not _str(msg.get("session_id")):
+                continue
+            row = self.row_for(msg["session_id"])
+            since = max(_num(msg.get("created_at")) or 0.0, _num(msg.get("send_at")) or 0.0)
+            row.queued[str(msg.get("id"))] = since or now
+            row.queued_text[str(msg.get("id"))] = preview(msg.get("message"), 60)
+
+    def merge(self, records: Iterable[dict[str, Any]], *, states: bool = False) -> list[Row]:
+        """Take the descriptive fields (model, cost, context, branch, directory, pane, name) of
+        ``list_sessions`` records; with ``states`` also the state (at connect: afterwards the
+        events are newer). Returns the rows touched."""
         records = [r for r in records if isinstance(r, dict)]
         self.fmt.learn(records)
-        fresh: dict[str, Row] = {}
+        touched = []
         for rec in records:
             sid = _str(rec.get("session_id"))
             if sid is None:
                 continue
             canon = self.fmt.canon.get(sid, sid)
-            row = fresh.get(canon) or Row(key=canon)
-            fresh[canon] = row
+            row = self.rows.get(canon)
+            fresh = row is None
+            if row is None:
+                row = self.rows[canon] = Row(key=canon)
+            touched.append(row)
             row.session_id = sid
-            row.name = _str(rec.get("name"))
-            row.state = _str(rec.get("state")) or "unknown"
-            row.state_since = _num(rec.get("state_changed_at"))
+            row.name = _str(rec.get("name")) or row.name
+            if states or fresh:
+                row.state = _str(rec.get("state")) or "unknown"
+                row.state_since = _num(rec.get("state_changed_at"))
+                row.connected = bool(rec.get("connected"))
             row.model = _str(rec.get("model"))
             ctx = rec.get("context_window")
             row.ctx_pct = _num(ctx.get("used_percentage")) if isinstance(ctx, dict) else None
@@ -97,20 +117,14 @@ class Board:
             row.branch = _str(rec.get("git_branch"))
             row.cwd = _str(rec.get("cwd"))
             row.tmux_pane = _str(rec.get("tmux_pane"))
-            row.connected = bool(rec.get("connected"))
             transcript = rec.get("transcript") if isinstance(rec.get("transcript"), dict) else {}
-            row.last_activity = (
+            last = (
                 _num(rec.get("last_activity"))
                 or _num(rec.get("last_seen"))
                 or _num((transcript or {}).get("last_ts_epoch"))
             )
-        self.rows = fresh
-        for msg in scheduled:
-            if not isinstance(msg, dict) or not _str(msg.get("session_id")):
-                continue
-            row = self.row_for(msg["session_id"])
-            since = max(_num(msg.get("created_at")) or 0.0, _num(msg.get("send_at")) or 0.0)
-            row.queued[str(msg.get("id"))] = since or now
+            row.last_activity = max(last or 0.0, row.last_activity or 0.0) or None
+        return touched
 
     def row_for(self, any_id: str) -> Row:
         canon = self.fmt.canon.get(any_id, any_id)
@@ -159,15 +173,18 @@ class Board:
             row.tmux_pane = None
         elif kind == "queued" and event.get("id") is not None:
             row.queued[str(event["id"])] = when or 0.0
+            row.queued_text[str(event["id"])] = preview(event.get("text"), 60)
             return Change(row, kind, queued_id=str(event["id"]))
         elif kind == "scheduled_fired" and event.get("id") is not None:
             row.queued.pop(str(event["id"]), None)
+            row.queued_text.pop(str(event["id"]), None)
             return Change(row, kind, queued_id=str(event["id"]))
         return Change(row, kind)
 
     def forget_queued(self, message_id: str) -> None:
         for row in self.rows.values():
             row.queued.pop(message_id, None)
+            row.queued_text.pop(message_id, None)
 
     def ordered(self, flt: str = "") -> list[Row]:
         """Rows to show: live first (connected or not ended), then by latest activity."""

@@ -250,6 +250,22 @@ def watch(
         raise fail(str(exc)) from None
 
 
+@app.command()
+def top(
+    ctx: typer.Context,
+    bell: Annotated[
+        bool, typer.Option("--bell", help="Ring the terminal bell when a session starts waiting.")
+    ] = False,
+) -> None:
+    """A full-screen live view of every session; keys send prompts, asks, jump to tmux panes."""
+    if not sys.stdout.isatty() or not sys.stdin.isatty():
+        raise fail("ccc top needs a terminal; for a stream of lines use: ccc watch", EXIT_USAGE)
+    from .top.app import run as run_top  # Textual loads here and nowhere else
+
+    state = _state(ctx)
+    raise typer.Exit(run_top(state.socket, state.paths, bell=bell))
+
+
 @app.command(context_settings=_LENIENT)
 def hook(ctx: typer.Context) -> None:
     """Forward a Claude Code hook event (JSON on stdin) to the daemon; for settings.json."""

@@ -236,9 +236,9 @@ class EventFormatter:
             return f"tmux pane {scalar(ev.get('pane'))} is gone"
         if kind == "associated":
             prev = ev.get("previous")
-            return f"is session {ev.get('session_id')}" + (
-                f" (was {short(prev)})" if isinstance(prev, str) else ""
-            )
+            if isinstance(prev, str):
+                return f"is now session {ev.get('session_id')} (was {short(prev)})"
+            return "new session"
         if kind == "connected":
             return "client connected" + (f" ({ev['kind']})" if ev.get("kind") else "")
         if kind == "disconnected":

@@ -36,7 +36,7 @@ def test_one_label_per_session_even_before_association() -> None:
     )
     assert got == [
         "client iid-1 client connected (pty)",
-        f"6656f299 is session {SID}",
+        "6656f299 new session",
         "6656f299 is idle",
         "6656f299 client disconnected",
     ]
@@ -139,7 +139,7 @@ def test_clear_is_not_busy_after_session_end() -> None:
     )
     assert got[0] == "6656f299 cleared (/clear): a new session id follows"
     assert "busy" not in got[0]
-    assert got[1] == f"0bf7fcec is session {NEW} (was 6656f299)"
+    assert got[1] == f"0bf7fcec is now session {NEW} (was 6656f299)"
 
 
 def test_delivery_states_are_honest_in_either_order() -> None:
