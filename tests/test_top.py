@@ -79,8 +79,8 @@ class StandIn:
                 pass
 
 
-async def until(cond: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
+async def until(cond: Callable[[], bool], what: str, limit_s: float = 10) -> None:
+    deadline = time.monotonic() + limit_s
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
