@@ -266,6 +266,77 @@ def top(
     raise typer.Exit(run_top(state.socket, state.paths, bell=bell))
 
 
+def _threshold(text: str | None, option: str, unit_s: int) -> float | None:
+    """A plain number in the option's unit (``--blocked 5`` = 5 minutes), or a duration."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return float(parse_duration(text, option))
+    if value < 0:
+        raise ValueError(f"{option} {text!r} is negative; give a duration like 90s or 5m")
+    return value * unit_s
+
+
+@app.command()
+def notify(
+    ctx: typer.Context,
+    exec_cmd: Annotated[
+        str | None,
+        typer.Option(
+            "--exec",
+            metavar="CMD",
+            help="Run sh -c CMD per alert, with CCC_EVENT, CCC_SESSION, CCC_NAME, CCC_STATE, "
+            "CCC_TEXT (and CCC_DURATION, CCC_MESSAGE_ID) set.",
+        ),
+    ] = None,
+    desktop: Annotated[
+        bool, typer.Option("--desktop", help="Show a desktop notification (notify-send).")
+    ] = False,
+    bell: Annotated[bool, typer.Option("--bell", help="Ring the terminal bell.")] = False,
+    long_turn: Annotated[
+        str | None,
+        typer.Option(
+            "--long-turn",
+            metavar="S",
+            help="Also alert when a turn longer than S seconds ends (or 90s, 5m).",
+        ),
+    ] = None,
+    blocked: Annotated[
+        str | None,
+        typer.Option(
+            "--blocked",
+            metavar="M",
+            help="Also alert when a message has been queued for M minutes (or 90s, 1h).",
+        ),
+    ] = None,
+    no_waiting: Annotated[
+        bool, typer.Option("--no-waiting", help="Do not alert when a session starts waiting.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Do not print a line per alert.")
+    ] = False,
+) -> None:
+    """Alert when a session waits for you, finishes a long turn, or has a message stuck."""
+    from . import notifycmd
+    from .alerts import Rules
+
+    try:
+        rules = Rules(
+            waiting=not no_waiting,
+            long_turn_s=_threshold(long_turn, "--long-turn", 1),
+            blocked_s=_threshold(blocked, "--blocked", 60),
+        )
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    actions = notifycmd.Actions(exec_cmd=exec_cmd, desktop=desktop, bell=bell, quiet=quiet)
+    try:
+        notifycmd.main(_state(ctx).socket, rules, actions)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_OK) from None
+
+
 @app.command(context_settings=_LENIENT)
 def hook(ctx: typer.Context) -> None:
     """Forward a Claude Code hook event (JSON on stdin) to the daemon; for settings.json."""

@@ -238,3 +238,60 @@ def test_top_keeps_running_across_a_daemon_restart(paths: Paths) -> None:
         run(scenario)
     finally:
         stop(proc)
+
+
+def _tmux(name: str, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["tmux", "-L", name, "-f", "/dev/null", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+
+
+@pytest.mark.skipif(__import__("shutil").which("tmux") is None, reason="tmux is not installed")
+def test_ccc_top_in_a_real_terminal(paths: Paths, daemon_proc) -> None:
+    """The real `ccc top` in a tmux pane at 80×24: rows on screen, `p` reaches the session."""
+    import sys
+
+    name = f"ccctop{os.getpid()}"
+    cmd = (
+        f"env NO_COLOR=1 {sys.executable} -m ccc_statusd.cli --socket {paths.socket} top; sleep 60"
+    )
+
+    async def scenario() -> None:
+        session = StandIn(paths.socket, "iid-tty", SID)
+        await session.register()
+        await session.hook("SessionStart", source="startup", model="claude-opus-5-5")
+        _tmux(name, "new-session", "-d", "-s", "top", "-x", "80", "-y", "24", cmd)
+
+        def screen() -> str:
+            return _tmux(name, "capture-pane", "-p", "-t", "top")
+
+        await until(lambda: "6656f299" in screen() and "idle" in screen(), "the row", 20)
+        await session.hook("UserPromptSubmit", prompt="go")
+        await until(lambda: "busy" in screen().split("NAME")[1].split("\n")[1], "busy", 10)
+        await session.hook("Stop", last_assistant_message="ok")
+        await until(lambda: "is idle after Stop" in screen(), "the event line", 10)
+        _tmux(name, "send-keys", "-t", "top", "p")
+        await until(lambda: "prompt for 6656f299" in screen(), "the prompt input", 10)
+        _tmux(name, "send-keys", "-t", "top", "-l", "from tmux")
+        _tmux(name, "send-keys", "-t", "top", "Enter")
+        await until(lambda: bool(session.received), "the prompt at the stand-in", 10)
+        assert session.received[0]["text"] == "from tmux"
+        screen_text = screen()
+        assert all(len(line) <= 80 for line in screen_text.splitlines())
+        _tmux(name, "send-keys", "-t", "top", "q")
+        await until(lambda: "ccc top" not in screen(), "ccc top to quit", 10)
+        await session.close()
+
+    try:
+        run(scenario)
+    finally:
+        try:
+            _tmux(name, "kill-server")
+        except Exception:
+            pass
