@@ -359,12 +359,31 @@ def statusline(
         typer.Option(
             "--wrap",
             metavar="CMD",
-            help="Run CMD as the status line instead, forwarding the JSON to the daemon too.",
+            help="Also run CMD (your own statusLine) on the same JSON and show its line with "
+            "ccc's segment.",
+        ),
+    ] = None,
+    wrap_position: Annotated[
+        str,
+        typer.Option(
+            "--wrap-position",
+            metavar="P",
+            help="Where ccc's segment goes with --wrap: right (default), left, or none.",
+        ),
+    ] = "right",
+    separator: Annotated[
+        str | None,
+        typer.Option(
+            "--separator", metavar="S", help="Between CMD's line and ccc's segment (' │ ')."
         ),
     ] = None,
 ) -> None:
     """Claude Code's statusLine command: forward the JSON on stdin and print one status line."""
-    raise typer.Exit(run_statusline(_state(ctx).explicit_socket, fmt, wrap))
+    from .statusline import WRAP_POSITIONS, WRAP_SEPARATOR
+
+    position = wrap_position if wrap_position in WRAP_POSITIONS else "right"
+    layout = (position, WRAP_SEPARATOR if separator is None else separator)
+    raise typer.Exit(run_statusline(_state(ctx).explicit_socket, fmt, wrap, layout))
 
 
 # --- sessions ------------------------------------------------------------------------------

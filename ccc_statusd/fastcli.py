@@ -170,11 +170,24 @@ def run_hook(socket_path: str | None) -> int:
     return hook_main(env=env_for_socket(socket_path))
 
 
-def run_statusline(socket_path: str | None, fmt: str | None, wrap: str | None) -> int:
+def run_statusline(
+    socket_path: str | None,
+    fmt: str | None,
+    wrap: str | None,
+    layout: tuple[str, str] | None = None,
+) -> int:
+    from .statusline import WRAP_SEPARATOR
     from .statusline import main as statusline_main
 
+    position, separator = layout or ("right", WRAP_SEPARATOR)
     try:
-        return statusline_main(fmt, wrap, env=env_for_socket(socket_path))
+        return statusline_main(
+            fmt,
+            wrap,
+            env=env_for_socket(socket_path),
+            wrap_position=position,
+            separator=separator,
+        )
     except BaseException:  # a status line never becomes a traceback (statusline.cli does the same)
         return 0
 
@@ -235,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "hook":
         return run_hook(socket_path)
     if command == "statusline":
-        from .statusline import parse_args
+        from .statusline import parse_args, parse_layout
 
         fmt, wrap = parse_args(positionals)
-        return run_statusline(socket_path, fmt, wrap)
+        return run_statusline(socket_path, fmt, wrap, parse_layout(positionals))
     return send_routed(socket_path, command, positionals[0], positionals[1:], as_json=as_json)
 
 
