@@ -37,6 +37,7 @@ from typing import Any
 import trio
 
 from . import coldstart, index, load
+from . import top as top_bench
 
 STARTUP_DEADLINE_S = 10.0  # a target that does not accept within this is reported, not awaited
 SETTLE_DEADLINE_S = 10.0  # how long we wait for fds/connections to return to baseline
@@ -307,7 +308,18 @@ async def bench(size: Size, root: Path) -> Run:
         for t in (daemon, relay, pingpong):
             await t.stop()
     await _index(run)
+    await _top(run)
     return run
+
+
+async def _top(run: Run) -> None:
+    """`ccc top`'s CPU, idle and while 100 sessions change state (top.py)."""
+    seconds = 2.0 if run.size.name == "quick" else 5.0
+    rows = await trio.to_thread.run_sync(
+        partial(top_bench.run_top_bench, run.root, idle_s=seconds, churn_s=seconds)
+    )
+    for row in rows:
+        run.add(Row(**row))
 
 
 async def _index(run: Run) -> None:

@@ -2,8 +2,10 @@
 
 Fed by :func:`ccc_statusd.follow.follow` (subscribe + one snapshot per connect, back-off
 across daemon restarts): every event updates the cells of its session's row, nothing polls the
-daemon. A 1 s timer only refreshes the "for" and "last" durations, and only the cells whose
-text changed, so an idle screen costs next to nothing.
+daemon. A 1 s timer only refreshes the "for" and "last" durations of the rows on screen, and only the
+cells whose text changed; durations count seconds only for busy and waiting sessions (minutes
+elsewhere), so a screen where nothing changes is not redrawn at all. (Any cell change makes
+Textual's DataTable re-render every visible row: that, not our code, is the cost per change.)
 
 Keys: ↑/↓ move, ``p`` prompt, ``c`` command, ``a`` ask (the reply is shown under the table),
 ``x`` cancel the selected session's next queued message, ``enter`` jump to its tmux pane,
@@ -50,7 +52,8 @@ DIR_MIN_WIDTH = 120
 # statusline only publishes "context"; a new session only "associated"): after such an event,
 # re-read list_sessions once, at most this often (a debounce, not a polling loop).
 REFRESH_EVENTS = frozenset({"context", "associated", "connected", "branch"})
-REFRESH_DEBOUNCE_S = 1.0  # wide screens also show the working directory
+REFRESH_DEBOUNCE_S = 1.0
+FRAME_S = 0.25  # events are drawn in batches at most this often (4 redraws a second)  # wide screens also show the working directory
 ANSI_STATE = {"idle": "green", "busy": "yellow", "waiting": "magenta", "failed": "red"}
 INPUT_HINTS = {
     "prompt": "prompt for {label} (enter sends, escape cancels)",
@@ -58,6 +61,14 @@ INPUT_HINTS = {
     "ask": "ask {label} (the reply shows below)",
     "filter": "filter: part of a name, id, branch or directory; or a state (busy, waiting…)",
 }
+
+
+LIVE_STATES = frozenset({"busy", "waiting", "clearing"})
+
+
+def coarse_ago(seconds: float) -> str:
+    """``ago`` to the minute: ``<1m``, ``12m``, ``3h05m``."""
+    return "<1m" if seconds < 60 else ago(seconds)
 
 
 def cut(text: str, width: int) -> str:
@@ -115,6 +126,10 @@ class TopApp(App[int]):
         self.status_text = "connecting…"
         self.columns: list[tuple[str, str, int]] = []
         self.refresh_pending = False
+        self.asked_model: set[str] = set()  # rows a refresh was asked for because of no model
+        self.status_pending = False
+        self.pending: list[dict[str, Any]] = []
+        self.flush_pending = False
         self.refresh_debounce_s = REFRESH_DEBOUNCE_S
 
     # --- layout ------------------------------------------------------------------------------
@@ -176,6 +191,21 @@ class TopApp(App[int]):
         self._rebuild()
 
     def _on_event(self, event: dict[str, Any]) -> None:
+        """Queue the event; they are drawn together at most every FRAME_S (a burst of 400
+        events a second costs four redraws, not four hundred)."""
+        self.pending.append(event)
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.set_timer(FRAME_S, self._draw_pending)
+
+    def _draw_pending(self) -> None:
+        self.flush_pending = False
+        events, self.pending = self.pending, []
+        with self.batch_update():
+            for event in events:
+                self._apply(event)
+
+    def _apply(self, event: dict[str, Any]) -> None:
         change = self.board.apply(event)
         line = self.board.fmt.line(event)
         if line is not None:
@@ -186,14 +216,23 @@ class TopApp(App[int]):
                 self._say(alert.text)
         if change is None:
             return
-        if event.get("event") in REFRESH_EVENTS or change.row.model is None:
+        if event.get("event") in REFRESH_EVENTS:
+            self._want_refresh()
+        elif change.row.model is None and change.row.key not in self.asked_model:
+            self.asked_model.add(change.row.key)
             self._want_refresh()
         key = change.row.key
         if key in self.shown:
             self._update_row(change.row)
         elif self._matches(change.row):
             self._add_row(change.row)
-        self._update_status()
+        self._status_soon()
+
+    def _status_soon(self) -> None:
+        """Redraw the top line at most 10 times a second, however fast events come."""
+        if not self.status_pending:
+            self.status_pending = True
+            self.set_timer(0.1, self._update_status)
 
     def _want_refresh(self) -> None:
         if not self.refresh_pending:
@@ -252,16 +291,21 @@ class TopApp(App[int]):
         self._update_status()
 
     def _values(self, row: Row, now: float) -> dict[str, str]:
+        # Seconds only where they matter (how long a turn runs, how long a session has waited
+        # for you); elsewhere minutes, so a screen of quiet sessions never needs redrawing.
+        precise = row.state in LIVE_STATES
         return {
             "name": row.label,
             "state": row.state,
-            "for": ago(now - row.state_since) if row.state_since else "-",
+            "for": (ago if precise else coarse_ago)(now - row.state_since)
+            if row.state_since
+            else "-",
             "model": row.model or "-",
             "ctx": f"{row.ctx_pct:.0f}%" if row.ctx_pct is not None else "-",
             "cost": f"${row.cost:.2f}" if row.cost is not None else "-",
             "branch": row.branch or "-",
             "queued": str(len(row.queued)) if row.queued else "",
-            "last": ago(now - row.last_activity) if row.last_activity else "-",
+            "last": coarse_ago(now - row.last_activity) if row.last_activity else "-",
             "dir": os.path.basename(row.cwd.rstrip("/")) if row.cwd else "-",
         }
 
@@ -294,17 +338,25 @@ class TopApp(App[int]):
                 self.cells[(row.key, key)] = values[key]
                 table.update_cell(row.key, key, self._cell(key, values[key], width))
 
+    def _visible_keys(self) -> list[str]:
+        """The keys of the rows on screen (the durations of the others wait until scrolled to)."""
+        table = self.query_one(DataTable)
+        first = int(table.scroll_y)
+        return self.shown[first : first + max(table.size.height, 1)]
+
     def _tick(self) -> None:
-        for key in self.shown:
-            row = self.board.rows.get(key)
-            if row is not None:
-                self._update_row(row, only=("for", "last"))
+        with self.batch_update():
+            for key in self._visible_keys():
+                row = self.board.rows.get(key)
+                if row is not None:
+                    self._update_row(row, only=("for", "last"))
         if self.rules is not None:
             for alert in self.rules.due(self.board, self.wall()):
                 self.bell()
                 self._say(alert.text)
 
     def _update_status(self) -> None:
+        self.status_pending = False
         rows = list(self.board.rows.values())
         counts = {s: sum(r.state == s for r in rows) for s in ("busy", "waiting", "idle")}
         queued = sum(len(r.queued) for r in rows)
