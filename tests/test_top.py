@@ -269,22 +269,48 @@ def test_ccc_top_in_a_real_terminal(paths: Paths, daemon_proc) -> None:
         _tmux(name, "new-session", "-d", "-s", "top", "-x", "80", "-y", "24", cmd)
 
         def screen() -> str:
-            return _tmux(name, "capture-pane", "-p", "-t", "top")
+            return _tmux(name, "capture-pane", "-p", "-t", "top:0")
 
         await until(lambda: "6656f299" in screen() and "idle" in screen(), "the row", 20)
         await session.hook("UserPromptSubmit", prompt="go")
         await until(lambda: "busy" in screen().split("NAME")[1].split("\n")[1], "busy", 10)
         await session.hook("Stop", last_assistant_message="ok")
         await until(lambda: "is idle after Stop" in screen(), "the event line", 10)
-        _tmux(name, "send-keys", "-t", "top", "p")
+        _tmux(name, "send-keys", "-t", "top:0", "p")
         await until(lambda: "prompt for 6656f299" in screen(), "the prompt input", 10)
-        _tmux(name, "send-keys", "-t", "top", "-l", "from tmux")
-        _tmux(name, "send-keys", "-t", "top", "Enter")
+        _tmux(name, "send-keys", "-t", "top:0", "-l", "from tmux")
+        _tmux(name, "send-keys", "-t", "top:0", "Enter")
         await until(lambda: bool(session.received), "the prompt at the stand-in", 10)
         assert session.received[0]["text"] == "from tmux"
         screen_text = screen()
         assert all(len(line) <= 80 for line in screen_text.splitlines())
-        _tmux(name, "send-keys", "-t", "top", "q")
+        # enter: a session in another tmux window; top switches to its pane
+        pane = _tmux(name, "new-window", "-d", "-P", "-F", "#{pane_id}", "sleep 60").strip()
+        other = StandIn(paths.socket, "iid-tty2", OTHER)
+        await other.register()
+        reader, writer = await asyncio.open_unix_connection(str(paths.socket))
+        data = {"session_id": OTHER, "hook_event_name": "SessionStart", "source": "startup"}
+        env = {"CCC_INTERNAL_ID": "iid-tty2", "TMUX_PANE": pane}
+        writer.write(json.dumps({"type": "hook", "data": data, "env": env}).encode() + b"\n")
+        await writer.drain()
+        await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        await until(lambda: "0bf7fcec" in screen(), "the second row", 10)
+        lines = screen().split("\n")
+        row = next(i for i, line in enumerate(lines) if "NAME" in line)
+        first = lines[row + 1]
+        if "0bf7fcec" not in first:
+            _tmux(name, "send-keys", "-t", "top:0", "Down")
+        _tmux(name, "send-keys", "-t", "top:0", "Enter")
+
+        def active_window() -> str:
+            return _tmux(name, "display-message", "-p", "-t", pane, "#{window_active}").strip()
+
+        await until(lambda: active_window() == "1", "the session's window to be selected", 10)
+        _tmux(name, "select-window", "-t", "top:0")
+        await other.close()
+        _tmux(name, "send-keys", "-t", "top:0", "q")
         await until(lambda: "ccc top" not in screen(), "ccc top to quit", 10)
         await session.close()
 
@@ -295,3 +321,16 @@ def test_ccc_top_in_a_real_terminal(paths: Paths, daemon_proc) -> None:
             _tmux(name, "kill-server")
         except Exception:
             pass
+
+
+def test_no_color_and_the_80_column_layout(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.text import Text
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = TopApp(str(paths.socket), paths)
+    assert not app.colour
+    cell_text = app._cell("state", "busy", 8)
+    assert isinstance(cell_text, Text) and not cell_text.spans and not cell_text.style
+    monkeypatch.delenv("NO_COLOR")
+    coloured = TopApp(str(paths.socket), paths)._cell("state", "busy", 8)
+    assert coloured.style or coloured.spans

@@ -495,13 +495,15 @@ class TopApp(App[int]):
         finally:
             store.close()
 
-    def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
-        self.action_jump()
+    async def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
+        await self.action_jump()
 
-    def action_jump(self) -> None:
+    async def action_jump(self) -> None:
         row = self.selected()
         if row is None:
             return
+        if not row.tmux_pane:
+            await self._refresh_sessions()  # the pane may be newer than our last snapshot
         if not row.tmux_pane:
             where = f" in {row.cwd}" if row.cwd else ""
             self._say(f"{row.label} has no tmux pane{where}; switch to its terminal yourself")
