@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -517,12 +516,13 @@ class TopApp(App[int]):
             ["select-window", "-t", pane],
             ["select-pane", "-t", pane],
         ):
-            proc = subprocess.run(
-                ["tmux", *args], capture_output=True, text=True, timeout=5, check=False
-            )
-            if proc.returncode != 0 and args[0] != "switch-client":
-                self._say(f"tmux {' '.join(args)}: {proc.stderr.strip()}")
-                return
+            with anyio.move_on_after(5):
+                proc = await anyio.run_process(["tmux", *args], check=False)
+                if proc.returncode != 0 and args[0] != "switch-client":
+                    # switch-client fails harmlessly when no client is attached to that session
+                    err = proc.stderr.decode("utf-8", "replace").strip()
+                    self._say(f"tmux {' '.join(args)}: {err}")
+                    return
         self._say(f"switched to {row.label} (tmux pane {pane})")
 
 
