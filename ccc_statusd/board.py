@@ -16,7 +16,9 @@ from typing import Any
 
 from .eventfmt import EventFormatter, preview, short
 
-QUEUED_TRIGGERS = ("idle", "when_idle", "at")
+# Ended and transcript-only sessions quiet this long are not shown by default (``ccc top``
+# would otherwise list every transcript ever indexed); a filter still finds them.
+QUIET_HIDE_S = 3600.0
 
 
 @dataclass
@@ -186,16 +188,23 @@ class Board:
             row.queued.pop(message_id, None)
             row.queued_text.pop(message_id, None)
 
-    def ordered(self, flt: str = "") -> list[Row]:
-        """Rows to show: live first (connected or not ended), then by latest activity."""
+    @staticmethod
+    def shows(row: Row, flt: str = "", *, now: float | None = None) -> bool:
+        """Does ``row`` pass the filter (part of a label, id, branch or directory, or a state)?
+        With ``now``, a session that has ended (or was only ever seen in a transcript) and has
+        been quiet for :data:`QUIET_HIDE_S` is left out, unless the filter names it."""
         flt = flt.lower()
-        rows = [
-            r
-            for r in self.rows.values()
-            if not flt
-            or any(flt in (v or "").lower() for v in (r.label, r.session_id, r.branch, r.cwd))
-            or flt == r.state
-        ]
+        if flt:
+            return flt == row.state or any(
+                flt in (v or "").lower() for v in (row.label, row.session_id, row.branch, row.cwd)
+            )
+        if now is None or row.connected or row.state not in ("ended", "unknown"):
+            return True
+        return now - (row.last_activity or 0.0) < QUIET_HIDE_S
+
+    def ordered(self, flt: str = "", *, now: float | None = None) -> list[Row]:
+        """Rows to show: live first (connected or not ended), then by latest activity."""
+        rows = [r for r in self.rows.values() if self.shows(r, flt, now=now)]
         return sorted(
             rows,
             key=lambda r: (r.connected, r.state not in ("ended", "unknown"), r.last_activity or 0),

@@ -256,6 +256,12 @@ def top(
     bell: Annotated[
         bool, typer.Option("--bell", help="Ring the terminal bell when a session starts waiting.")
     ] = False,
+    show_all: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Also show sessions that ended or were quiet for an hour (hidden)."
+        ),
+    ] = False,
 ) -> None:
     """A full-screen live view of every session; keys send prompts, asks, jump to tmux panes."""
     if not sys.stdout.isatty() or not sys.stdin.isatty():
@@ -263,7 +269,7 @@ def top(
     from .top.app import run as run_top  # Textual loads here and nowhere else
 
     state = _state(ctx)
-    raise typer.Exit(run_top(state.socket, state.paths, bell=bell))
+    raise typer.Exit(run_top(state.socket, state.paths, bell=bell, show_all=show_all))
 
 
 def _threshold(text: str | None, option: str, unit_s: int) -> float | None:

@@ -81,3 +81,20 @@ def test_board_keeps_one_row_across_ids_and_merges_descriptions() -> None:
     assert row.model == "Opus" and row.cost == 1.5 and row.state == "idle"  # events are newer
     assert board.ordered("opus") == [] and board.ordered("6656") == [row]
     assert board.ordered("idle") == [row]
+
+
+def test_quiet_ended_sessions_are_hidden_unless_asked_for() -> None:
+    board = Board()
+    board.load(
+        [
+            {"session_id": SID, "state": "ended", "last_activity": 1000.0},
+            {"session_id": "0bf7fcec-x", "state": "idle", "last_activity": 1000.0},
+            {"session_id": "a1b2c3d4-y", "last_activity": 9000.0},  # transcript only, recent
+        ],
+        [],
+        now=10_000,
+    )
+    shown = [r.session_id for r in board.ordered(now=10_000)]
+    assert shown == ["a1b2c3d4-y", "0bf7fcec-x"]
+    assert len(board.ordered()) == 3
+    assert [r.session_id for r in board.ordered("6656", now=10_000)] == [SID]

@@ -103,6 +103,7 @@ class TopApp(App[int]):
         paths: Paths | None = None,
         *,
         bell: bool = False,
+        show_all: bool = False,
         wall: Callable[[], float] = time.time,
         first_backoff_s: float = 0.25,
         max_backoff_s: float = 5.0,
@@ -112,6 +113,7 @@ class TopApp(App[int]):
         self.paths = paths
         self.wall = wall
         self.board = Board()
+        self.show_all = show_all
         self.rules = Rules() if bell else None
         self.first_backoff_s = first_backoff_s
         self.max_backoff_s = max_backoff_s
@@ -276,14 +278,15 @@ class TopApp(App[int]):
         return text
 
     def _matches(self, row: Row) -> bool:
-        return row in self.board.ordered(self.filter)
+        return self.board.shows(row, self.filter, now=None if self.show_all else self.wall())
 
     def _rebuild(self) -> None:
         table = self.query_one(DataTable)
         keep = self.selected_key()
         table.clear()
         self.shown, self.cells = [], {}
-        for row in self.board.ordered(self.filter):
+        now = None if self.show_all else self.wall()
+        for row in self.board.ordered(self.filter, now=now):
             self._add_row(row)
         if keep in self.shown:
             table.move_cursor(row=self.shown.index(keep))
@@ -360,7 +363,9 @@ class TopApp(App[int]):
         counts = {s: sum(r.state == s for r in rows) for s in ("busy", "waiting", "idle")}
         queued = sum(len(r.queued) for r in rows)
         parts = [
-            f"{len(self.shown)}/{len(rows)} sessions" if self.filter else f"{len(rows)} sessions",
+            f"{len(self.shown)}/{len(rows)} sessions"
+            if len(self.shown) != len(rows)
+            else f"{len(rows)} sessions",
             f"{counts['busy']} busy",
             f"{counts['waiting']} waiting",
             f"{counts['idle']} idle",
@@ -526,5 +531,7 @@ class TopApp(App[int]):
         self._say(f"switched to {row.label} (tmux pane {pane})")
 
 
-def run(socket_path: str, paths: Paths | None, *, bell: bool = False) -> int:
-    return TopApp(socket_path, paths, bell=bell).run() or 0
+def run(
+    socket_path: str, paths: Paths | None, *, bell: bool = False, show_all: bool = False
+) -> int:
+    return TopApp(socket_path, paths, bell=bell, show_all=show_all).run() or 0
