@@ -95,6 +95,6 @@ def test_quiet_ended_sessions_are_hidden_unless_asked_for() -> None:
         now=10_000,
     )
     shown = [r.session_id for r in board.ordered(now=10_000)]
-    assert shown == ["a1b2c3d4-y", "0bf7fcec-x"]
+    assert shown == ["0bf7fcec-x", "a1b2c3d4-y"]  # live states first
     assert len(board.ordered()) == 3
     assert [r.session_id for r in board.ordered("6656", now=10_000)] == [SID]
