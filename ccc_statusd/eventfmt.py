@@ -42,6 +42,15 @@ STATE_COLOURS = {"idle": "32", "busy": "33", "waiting": "35", "failed": "31", "e
 TEXT_PREVIEW = 80
 
 
+# Control characters (newlines, ESC of a terminal escape sequence) in text the daemon relays
+# from sessions must not reach the terminal: one fact stays one line and cannot repaint it.
+_CONTROL = dict.fromkeys([*range(0x20), 0x7F], " ")
+
+
+def clean(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
 def short(sid: str | None) -> str:
     return (sid or "?")[:8]
 
@@ -169,7 +178,8 @@ class EventFormatter:
         what = self._describe(kind, event, seen)
         if what is None:
             return None
-        return label, what, str(event.get("state") or "") if kind == "state" else ""
+        state = event.get("state") if kind == "state" else ""
+        return clean(label), clean(what), state if isinstance(state, str) else ""
 
     def _describe(self, kind: str, ev: dict[str, Any], seen: _Seen) -> str | None:
         if kind == "state":
@@ -259,10 +269,14 @@ class EventFormatter:
 
 
 def clock(value: Any, now: float | None = None) -> str:
+    """``HH:MM:SS`` of an epoch time; the current time for anything that is not one."""
     t = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    return datetime.fromtimestamp(t if t is not None else (now or _time.time())).strftime(
-        "%H:%M:%S"
-    )
+    try:
+        return datetime.fromtimestamp(t if t is not None else (now or _time.time())).strftime(
+            "%H:%M:%S"
+        )
+    except (ValueError, OverflowError, OSError):
+        return datetime.fromtimestamp(now or _time.time()).strftime("%H:%M:%S")
 
 
 def ago(seconds: float) -> str:

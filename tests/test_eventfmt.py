@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from ccc_statusd.eventfmt import EventFormatter, ago, pct, scalar
 
 SID = "6656f299-72c7-4382-8647-f94b8f7faaf3"
@@ -176,6 +179,12 @@ def test_every_kind_has_a_sentence() -> None:
     assert fmt.line(ev("state", session_id=SID, state="idle", hook="transcript")) is None
 
 
+def test_control_characters_never_reach_the_terminal() -> None:
+    fmt = EventFormatter()
+    line = fmt.line(ev("queued", session_id=SID, id="m", text="\x1b[2Jwipe", reason="a\nb"))
+    assert line is not None and "\x1b" not in line and "\n" not in line
+
+
 def test_colour_and_helpers() -> None:
     fmt = EventFormatter()
     line = fmt.line(ev("state", session_id=SID, state="busy"), colour=True)
@@ -184,3 +193,49 @@ def test_colour_and_helpers() -> None:
     assert pct(41.25) == "41.2%" and pct(None) == "?%" and pct(True) == "?%"
     assert scalar([1, "a"]) == "1, a" and scalar(None) == "-"
     assert ago(30) == "30s" and ago(3700) == "1h01m" and ago(90000) == "1d1h"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "type",
+                "event",
+                "time",
+                "session_id",
+                "key",
+                "internal_id",
+                "name",
+                "state",
+                "hook",
+                "payload",
+                "text",
+                "id",
+                "previous",
+                "used_percentage",
+                "branch",
+                "kind",
+            ]
+        ),
+        _json,
+    )
+)
+@example({"event": "x", "time": float("nan"), "session_id": "abcd"})
+@example({"event": "x", "time": 1e300, "session_id": "abcd", "state": float("inf")})
+@example({"event": "queued", "time": 1, "session_id": "abcd", "id": [1], "text": {"a": 1}})
+def test_any_event_dict_formats_without_raising(event: dict[str, Any]) -> None:
+    from ccc_statusd.board import Board
+
+    fmt = EventFormatter([{"session_id": 3}, event])
+    line = fmt.line(event)
+    assert line is None or not any(ord(c) < 0x20 or ord(c) == 0x7F for c in line)
+    Board().apply(event)
