@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -186,3 +186,43 @@ class AsyncClient:
     async def query(self, name: str, **fields: Any) -> Any:
         """Run a query; returns its ``data``."""
         return (await self.request(query_message(name, **fields))).get("data")
+
+    async def subscribe(self, session: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Turn this connection into the daemon's event stream (see ``Client.subscribe``): yields
+        one dict per event until the daemon closes it (a final line with ``error`` raises
+        DaemonError). Reads wait without a timeout: a quiet stream is not an error."""
+        await self.start_subscription(session)
+        async for event in self.events():
+            yield event
+
+    async def start_subscription(self, session: str | None = None) -> None:
+        """Send ``subscribe``; then read the stream with :meth:`events`."""
+        fields = {"session_id": session} if session else {}
+        await self.request(query_message("subscribe", **fields))
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The event lines of a subscribed connection, until the daemon closes it."""
+        while True:
+            reader = self._reader
+            if reader is None:
+                return
+            try:
+                line = await reader.receive_until(b"\n", MAX_REPLY_BYTES)
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, OSError):
+                await self.aclose()
+                return  # the daemon stopped: the stream simply ends
+            except anyio.DelimiterNotFound:
+                await self.aclose()
+                raise DaemonError(
+                    f"an event from the daemon is longer than {MAX_REPLY_BYTES} bytes"
+                ) from None
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if event.get("type") == "response" and event.get("error"):
+                await self.aclose()
+                raise DaemonError(str(event["error"]), event)
+            yield event

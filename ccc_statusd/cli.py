@@ -14,7 +14,6 @@ when it starts), so it works with the daemon down too.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import sys
@@ -281,81 +280,110 @@ def watch(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
 ) -> None:
-    """Follow what happens to sessions, one line per event, until Ctrl-C or the daemon stops."""
+    """Follow what happens to sessions, one line per event, until Ctrl-C (survives restarts)."""
+    from . import watchcmd
+    from .follow import SubscribeRefused
+
     state = _state(ctx)
-    colour = use_colour(sys.stdout)
     try:
-        with Client(state.socket) as client:
-            for event in client.subscribe(session):
-                if event.get("type") != "event":
-                    continue
-                print(
-                    json.dumps(event) if as_json else format_event(event, colour=colour), flush=True
-                )
+        watchcmd.main(state.socket, session, as_json=as_json, colour=use_colour(sys.stdout))
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_OK) from None
-    except ClientError as exc:
-        raise fail(str(exc), exc.exit_code) from None
-    if not as_json:
-        note("the daemon stopped; the event stream ended")
+    except SubscribeRefused as exc:
+        raise fail(str(exc)) from None
 
 
-_EVENT_COLOURS = {"idle": "32", "busy": "33", "waiting": "35", "failed": "31", "ended": "2"}
+@app.command()
+def top(
+    ctx: typer.Context,
+    bell: Annotated[
+        bool, typer.Option("--bell", help="Ring the terminal bell when a session starts waiting.")
+    ] = False,
+    show_all: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Also show sessions that ended or were quiet for an hour (hidden)."
+        ),
+    ] = False,
+) -> None:
+    """A full-screen live view of every session; keys send prompts, asks, jump to tmux panes."""
+    if not sys.stdout.isatty() or not sys.stdin.isatty():
+        raise fail("ccc top needs a terminal; for a stream of lines use: ccc watch", EXIT_USAGE)
+    from .top.app import run as run_top  # Textual loads here and nowhere else
+
+    state = _state(ctx)
+    raise typer.Exit(run_top(state.socket, state.paths, bell=bell, show_all=show_all))
 
 
-def format_event(event: dict[str, Any], *, colour: bool = False) -> str:
-    """One human line: time, short session id, what happened."""
-    when = datetime.fromtimestamp(float(event.get("time") or time.time())).strftime("%H:%M:%S")
-    sid = (event.get("session_id") or event.get("key") or "-")[:8]
-    kind = event.get("event", "?")
-    if kind == "state":
-        state_name = str(event.get("state"))
-        shown = (
-            f"\x1b[{_EVENT_COLOURS[state_name]}m{state_name}\x1b[0m"
-            if colour and state_name in _EVENT_COLOURS
-            else state_name
+def _threshold(text: str | None, option: str, unit_s: int) -> float | None:
+    """A plain number in the option's unit (``--blocked 5`` = 5 minutes), or a duration."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return float(parse_duration(text, option))
+    if value < 0:
+        raise ValueError(f"{option} {text!r} is negative; give a duration like 90s or 5m")
+    return value * unit_s
+
+
+@app.command()
+def notify(
+    ctx: typer.Context,
+    exec_cmd: Annotated[
+        str | None,
+        typer.Option(
+            "--exec",
+            metavar="CMD",
+            help="Run sh -c CMD per alert, with CCC_EVENT, CCC_SESSION, CCC_NAME, CCC_STATE, "
+            "CCC_TEXT (and CCC_DURATION, CCC_MESSAGE_ID) set.",
+        ),
+    ] = None,
+    desktop: Annotated[
+        bool, typer.Option("--desktop", help="Show a desktop notification (notify-send).")
+    ] = False,
+    bell: Annotated[bool, typer.Option("--bell", help="Ring the terminal bell.")] = False,
+    long_turn: Annotated[
+        str | None,
+        typer.Option(
+            "--long-turn",
+            metavar="S",
+            help="Also alert when a turn longer than S seconds ends (or 90s, 5m).",
+        ),
+    ] = None,
+    blocked: Annotated[
+        str | None,
+        typer.Option(
+            "--blocked",
+            metavar="M",
+            help="Also alert when a message has been queued for M minutes (or 90s, 1h).",
+        ),
+    ] = None,
+    no_waiting: Annotated[
+        bool, typer.Option("--no-waiting", help="Do not alert when a session starts waiting.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Do not print a line per alert.")
+    ] = False,
+) -> None:
+    """Alert when a session waits for you, finishes a long turn, or has a message stuck."""
+    from . import notifycmd
+    from .alerts import Rules
+
+    try:
+        rules = Rules(
+            waiting=not no_waiting,
+            long_turn_s=_threshold(long_turn, "--long-turn", 1),
+            blocked_s=_threshold(blocked, "--blocked", 60),
         )
-        what = (
-            f"is {shown}"
-            + (f" ({event['error']})" if event.get("error") else "")
-            + (f" after {event['hook']}" if event.get("hook") else "")
-        )
-    elif kind == "hook":
-        payload = event.get("payload") or {}
-        detail = (
-            payload.get("tool_name")
-            or payload.get("source")
-            or payload.get("reason")
-            or payload.get("notification_type")
-            or ""
-        )
-        what = f"hook {event.get('hook')}" + (f" {detail}" if detail else "")
-    elif kind == "delivered":
-        what = f"{event.get('kind', 'prompt')} delivered: {event.get('text', '')}"
-    elif kind == "submitted":
-        what = f"prompt submitted: {event.get('text', '')}"
-    elif kind == "queued":
-        what = f"queued ({event.get('reason')}): {event.get('text', '')}"
-    elif kind == "scheduled_fired":
-        what = f"scheduled message {event.get('id')} delivered"
-    elif kind == "scheduled_failed":
-        what = f"scheduled message {event.get('id')} not delivered (attempt {event.get('attempts')}): {event.get('error')}"
-    elif kind == "context":
-        what = f"context {event.get('used_percentage')}% used"
-    elif kind == "associated":
-        what = "associated" + (
-            f" (was {str(event['previous'])[:8]})" if event.get("previous") else ""
-        )
-    elif kind in ("connected", "disconnected"):
-        what = kind + (f" ({event['kind']})" if event.get("kind") else "")
-    else:
-        extras = {
-            k: v
-            for k, v in event.items()
-            if k not in ("type", "event", "time", "session_id", "key", "internal_id")
-        }
-        what = kind + (" " + json.dumps(extras, default=str) if extras else "")
-    return f"{when} {sid:8} {what}"
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    actions = notifycmd.Actions(exec_cmd=exec_cmd, desktop=desktop, bell=bell, quiet=quiet)
+    try:
+        notifycmd.main(_state(ctx).socket, rules, actions)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_OK) from None
 
 
 @app.command(context_settings=_LENIENT)
@@ -380,12 +408,31 @@ def statusline(
         typer.Option(
             "--wrap",
             metavar="CMD",
-            help="Run CMD as the status line instead, forwarding the JSON to the daemon too.",
+            help="Also run CMD (your own statusLine) on the same JSON and show its line with "
+            "ccc's segment.",
+        ),
+    ] = None,
+    wrap_position: Annotated[
+        str,
+        typer.Option(
+            "--wrap-position",
+            metavar="P",
+            help="Where ccc's segment goes with --wrap: right (default), left, or none.",
+        ),
+    ] = "right",
+    separator: Annotated[
+        str | None,
+        typer.Option(
+            "--separator", metavar="S", help="Between CMD's line and ccc's segment (' │ ')."
         ),
     ] = None,
 ) -> None:
     """Claude Code's statusLine command: forward the JSON on stdin and print one status line."""
-    raise typer.Exit(run_statusline(_state(ctx).explicit_socket, fmt, wrap))
+    from .statusline import WRAP_POSITIONS, WRAP_SEPARATOR
+
+    position = wrap_position if wrap_position in WRAP_POSITIONS else "right"
+    layout = (position, WRAP_SEPARATOR if separator is None else separator)
+    raise typer.Exit(run_statusline(_state(ctx).explicit_socket, fmt, wrap, layout))
 
 
 # --- sessions ------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ class Subject(Protocol):
     def internal_id(self) -> str | None: ...
 
     @property
+    def name(self) -> str | None: ...
+
+    @property
     def all_ids(self) -> list[str]: ...
 
 
@@ -88,6 +91,8 @@ class EventBus:
             body["key"] = info.key
             if info.internal_id:
                 body["internal_id"] = info.internal_id
+            if info.name:
+                body["name"] = info.name
         for name, value in fields.items():
             if value is not None:
                 body[name] = value

@@ -116,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "hook":
         return run_hook(socket_path)
     if command == "statusline":
-        from .statusline import parse_args
+        from .statusline import parse_args, parse_layout
 
         fmt, wrap = parse_args(positionals)
-        return run_statusline(socket_path, fmt, wrap)
+        return run_statusline(socket_path, fmt, wrap, parse_layout(positionals))
     return send_routed(socket_path, command, positionals[0], positionals[1:], as_json=as_json)
 
 

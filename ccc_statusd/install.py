@@ -133,6 +133,14 @@ def hook_command(ccc_path: str) -> str:
     return f"{shlex.quote(ccc_path)} hook"
 
 
+# statusLine.refreshInterval (seconds): Claude Code ≥ 2.1.97 re-runs the statusLine this often
+# on top of its events, so the busy/waiting counts do not go stale between turns (older
+# releases ignore the key). Added with our statusLine; on a wrapped one only when the user had
+# none, and then the command says so (REFRESH_TAG), so uninstall removes exactly what we added.
+REFRESH_INTERVAL_S = 5
+REFRESH_TAG = "--added-refresh-interval"
+
+
 def statusline_command(ccc_path: str, wrap: str | None = None) -> str:
     base = f"{shlex.quote(ccc_path)} statusline"
     return base if wrap is None else f"{base} --wrap {shlex.quote(wrap)}"
@@ -212,6 +220,7 @@ def plan_install(settings: dict[str, Any], ccc_path: str) -> dict[str, Any]:
             "type": "command",
             "command": statusline_command(ccc_path),
             "padding": 0,
+            "refreshInterval": REFRESH_INTERVAL_S,
         }
     elif isinstance(status, dict) and isinstance(status.get("command"), str):
         command = status["command"]
@@ -222,6 +231,9 @@ def plan_install(settings: dict[str, Any], ccc_path: str) -> dict[str, Any]:
                 status["command"] = _with_ccc_path(command, ccc_path)
         else:
             status["command"] = statusline_command(ccc_path, wrap=command)
+            if "refreshInterval" not in status:
+                status["refreshInterval"] = REFRESH_INTERVAL_S
+                status["command"] += f" {REFRESH_TAG}"
     # Any other statusLine (not a command) is left alone: see install_notes().
     return out
 
@@ -272,6 +284,8 @@ def plan_uninstall(settings: dict[str, Any]) -> dict[str, Any]:
     if isinstance(status, dict):
         ours, original = _our_statusline(status.get("command"))
         if ours and original is not None:
+            if REFRESH_TAG in (_split(status.get("command")) or []):
+                status.pop("refreshInterval", None)
             status["command"] = original
         elif ours:
             del out["statusLine"]

@@ -37,6 +37,7 @@ QUERY_NAMES = (
     "subscribe",
     "set_name",
     "forget",
+    "cancel_scheduled",
 )
 
 

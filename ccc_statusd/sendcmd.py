@@ -173,11 +173,24 @@ def run_hook(socket_path: str | None) -> int:
     return hook_main(env=env_for_socket(socket_path))
 
 
-def run_statusline(socket_path: str | None, fmt: str | None, wrap: str | None) -> int:
+def run_statusline(
+    socket_path: str | None,
+    fmt: str | None,
+    wrap: str | None,
+    layout: tuple[str, str] | None = None,
+) -> int:
+    from .statusline import WRAP_SEPARATOR
     from .statusline import main as statusline_main
 
+    position, separator = layout or ("right", WRAP_SEPARATOR)
     try:
-        return statusline_main(fmt, wrap, env=env_for_socket(socket_path))
+        return statusline_main(
+            fmt,
+            wrap,
+            env=env_for_socket(socket_path),
+            wrap_position=position,
+            separator=separator,
+        )
     except BaseException:  # a status line never becomes a traceback (statusline.cli does the same)
         return 0
 

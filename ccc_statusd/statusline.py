@@ -14,8 +14,11 @@ Theory of operation:
 2. with ``--wrap CMD``: start ``sh -c CMD`` at once, so it runs while we talk to the daemon;
 3. send ``{"type":"statusline","data":<payload>,...}`` to the daemon and wait for its reply, all
    under one hard deadline (``REPLY_DEADLINE_S``) covering connect, send and receive;
-4. print: CMD's stdout unchanged (``--wrap``), or :func:`render` of the payload plus what the
-   daemon knows (``data`` of its reply: ``short_id``, ``state``, ``scheduled``, ``others_busy``,
+4. print: with ``--wrap``, CMD's line and ccc's segment together (:func:`combine`:
+   ``--wrap-position right`` (default) puts ccc's part after CMD's first line, ``left`` before
+   it, ``none`` prints CMD's output alone; ``--separator`` between them, default ``" │ "``;
+   ``--format`` shapes ccc's part, by default only what CMD cannot know: short id, queued,
+   busy/waiting counts); else :func:`render` of the payload plus what the daemon knows (``data`` of its reply: ``short_id``, ``state``, ``scheduled``, ``others_busy``,
    ``others_waiting``, ``branch``; any key may be missing).
 
 ``--format`` template fields (``str.format`` syntax; a missing value renders as ``-``):
@@ -92,6 +95,8 @@ MAX_GIT_SEARCH_DEPTH = 64
 
 SEPARATOR = " · "
 # What a person running the command by hand (or Claude Code sending garbage) sees.
+WRAP_SEPARATOR = " │ "
+WRAP_POSITIONS = ("right", "left", "none")
 NO_PAYLOAD_LINE = "ccc statusline: no statusLine JSON object on stdin"
 MISSING = "-"
 
@@ -386,6 +391,38 @@ def _default_line(v: dict[str, str | None], color: bool) -> str:
     return SEPARATOR.join(parts) or "ccc"
 
 
+def _wrap_segment(v: dict[str, str | None], color: bool) -> str:
+    """ccc's part next to a wrapped statusLine: what only the daemon knows."""
+    parts: list[str] = []
+    if v["short_id"]:
+        parts.append(_paint(v["short_id"], "dim", color))
+    if v["scheduled"] not in (None, "0"):
+        parts.append(_paint(f"{v['scheduled']} queued", "blue", color))
+    if v["busy"] not in (None, "0"):
+        parts.append(f"{v['busy']} busy")
+    if v["waiting"] not in (None, "0"):
+        parts.append(_paint(f"{v['waiting']} waiting", "yellow", color))
+    if v["daemon"] == "down":
+        parts.append(_paint("ccc off", "dim", color))
+    return SEPARATOR.join(parts) or "ccc"
+
+
+def combine(
+    theirs: str, ours: str, position: str = "right", separator: str = WRAP_SEPARATOR
+) -> str:
+    """The wrapped command's output with ccc's segment on its first line. Pure."""
+    lines = theirs.rstrip("\n").split("\n")
+    if position == "none" or not ours:
+        return "\n".join(lines)
+    if not lines[0].strip():
+        lines[0] = ours
+    elif position == "left":
+        lines[0] = ours + separator + lines[0]
+    else:
+        lines[0] = lines[0] + separator + ours
+    return "\n".join(lines)
+
+
 def render(
     payload: dict[str, Any],
     info: dict[str, Any] | None,
@@ -394,9 +431,11 @@ def render(
     color: bool = False,
     fmt: str | None = None,
     branch: str | None = None,
+    segment: bool = False,
 ) -> str:
     """The status line for a statusLine ``payload`` and the daemon's reply ``data`` (``info``;
-    None when the daemon did not answer). Pure: no I/O.
+    None when the daemon did not answer). Pure: no I/O. ``segment``: the short default made to
+    sit next to a wrapped statusLine (``fmt`` still wins).
 
     Default layout: ``Opus 5.5 · ctx 13% · $0.08 · main · 51e5eb10 · 2 scheduled · 1 busy ·
     1 waiting`` (segments with nothing to say are left out). ``fmt`` is a template of
@@ -404,7 +443,12 @@ def render(
     the fallback git branch when ``info`` has none.
     """
     values = fields(payload, info, branch)
-    line = _render_template(fmt, values, color) if fmt is not None else _default_line(values, color)
+    if fmt is not None:
+        line = _render_template(fmt, values, color)
+    elif segment:
+        line = _wrap_segment(values, color)
+    else:
+        line = _default_line(values, color)
     if columns is not None and columns > 0:
         line = truncate(line, columns)
     return line
@@ -544,8 +588,11 @@ def main(
     stdout: Any = None,
     env: Mapping[str, str] | None = None,
     deadline_s: float = REPLY_DEADLINE_S,
+    wrap_position: str = "right",
+    separator: str = WRAP_SEPARATOR,
 ) -> int:
-    """Run ``ccc statusline [--format FMT] [--wrap CMD]``; always returns 0.
+    """Run ``ccc statusline [--format FMT] [--wrap CMD [--wrap-position P] [--separator S]]``;
+    always returns 0.
 
     ``stdin`` is a binary stream (default ``sys.stdin.buffer``), ``stdout`` a text stream with
     ``.buffer`` or a binary stream (default ``sys.stdout``), ``env`` the environment
@@ -566,7 +613,17 @@ def main(
         if wrap:
             out = _finish_wrapped(proc, raw)
             if out is not None:
-                _write(stdout, out)
+                if wrap_position == "none" or payload is None:
+                    _write(stdout, out)
+                    return 0
+                ours = _line(payload, info, env, fmt, segment=True, columns=False)
+                theirs = out.decode("utf-8", "replace")
+                text = combine(theirs, ours, wrap_position, separator)
+                first, nl, rest = text.partition("\n")
+                cols = _columns(env)
+                if cols:
+                    first = truncate(first, cols)
+                _write(stdout, (first + nl + rest).encode("utf-8", "replace") + b"\n")
                 return 0
         line = _line(payload, info, env, fmt)
     except Exception:  # a status line must never become a traceback
@@ -583,6 +640,9 @@ def _line(
     info: dict[str, Any] | None,
     env: Mapping[str, str],
     fmt: str | None,
+    *,
+    segment: bool = False,
+    columns: bool = True,
 ) -> str:
     if payload is None and fmt is None:
         return NO_PAYLOAD_LINE
@@ -596,10 +656,11 @@ def _line(
     return render(
         payload,
         info,
-        columns=_columns(env),
+        columns=_columns(env) if columns else None,
         color=not env.get("NO_COLOR"),
         fmt=fmt,
         branch=branch,
+        segment=segment,
     )
 
 
@@ -668,11 +729,35 @@ def parse_args(argv: list[str]) -> tuple[str | None, str | None]:
     return fmt, wrap
 
 
+def parse_layout(argv: list[str]) -> tuple[str, str]:
+    """``--wrap-position right|left|none`` and ``--separator S`` → (position, separator);
+    anything unknown falls back to the default (a statusLine prints whatever it is given)."""
+    position, separator = "right", WRAP_SEPARATOR
+    it = iter(argv)
+    for arg in it:
+        for name in ("--wrap-position", "--separator"):
+            if arg == name:
+                value = next(it, None)
+            elif arg.startswith(name + "="):
+                value = arg[len(name) + 1 :]
+            else:
+                continue
+            if value is None:
+                continue
+            if name == "--separator":
+                separator = value
+            elif value in WRAP_POSITIONS:
+                position = value
+    return position, separator
+
+
 def cli(argv: list[str] | None = None) -> int:
     """Entry point for ``python -m ccc_statusd.statusline`` and the fast CLI."""
     try:
-        fmt, wrap = parse_args(sys.argv[1:] if argv is None else argv)
-        return main(fmt, wrap)
+        args = sys.argv[1:] if argv is None else argv
+        fmt, wrap = parse_args(args)
+        position, separator = parse_layout(args)
+        return main(fmt, wrap, wrap_position=position, separator=separator)
     except BaseException:  # even Ctrl-C: no traceback on Claude Code's screen
         return 0
 

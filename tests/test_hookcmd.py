@@ -66,6 +66,13 @@ class LineServer:
         return self.received
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(); after a bare close() it would stay
+        # there and accept on whatever socket reuses the fd number (a later test's fake daemon).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._thread.join(5)
         self.sock.close()
 
 

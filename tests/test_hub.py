@@ -277,3 +277,16 @@ async def test_a_container_session_is_read_at_its_host_path(
     assert replies[0]["data"]["reply"] == "mapped"
     for c in (session, hooks, asker):
         await c.aclose()
+
+
+async def test_cancel_scheduled_through_the_daemon(daemon: Hub, connect: Any) -> None:
+    hooks, c = await connect(), await connect()
+    await adopted_busy(hooks, A, "4245", "%10")
+    queued = await c.request({"type": "prompt", "session_id": A, "text": "later"})
+    row_id = queued["data"]["id"]
+    reply = await c.request(
+        {"type": "query", "query": "cancel_scheduled", "data": {"id": row_id[:6]}}
+    )
+    assert reply["data"] == {"cancelled": row_id} and daemon.scheduler.count == 0
+    again = await c.request({"type": "query", "query": "cancel_scheduled", "data": {"id": row_id}})
+    assert "no scheduled message matches" in again["error"]

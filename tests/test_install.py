@@ -103,7 +103,27 @@ def test_plan_install_adds_every_event_and_keeps_everything(shape: str) -> None:
 
 def test_plan_install_statusline_new() -> None:
     after = plan_install({}, CCC)
-    assert after["statusLine"] == {"type": "command", "command": STATUS_CMD, "padding": 0}
+    assert after["statusLine"] == {
+        "type": "command",
+        "command": STATUS_CMD,
+        "padding": 0,
+        "refreshInterval": 5,
+    }
+    assert plan_uninstall(after) == {}
+
+
+def test_wrapping_adds_refresh_interval_only_when_missing_and_uninstall_removes_it() -> None:
+    before = {"statusLine": {"type": "command", "command": "my-line --x", "padding": 1}}
+    after = plan_install(before, CCC)
+    status = after["statusLine"]
+    assert status["refreshInterval"] == 5
+    assert shlex.split(status["command"])[:4] == [CCC, "statusline", "--wrap", "my-line --x"]
+    assert plan_install(after, CCC) == after
+    assert json.dumps(plan_uninstall(after)) == json.dumps(before)
+    # The user's own refreshInterval is theirs: kept on install, kept on uninstall.
+    own = {"statusLine": {"type": "command", "command": "x", "refreshInterval": 30}}
+    assert plan_install(own, CCC)["statusLine"]["refreshInterval"] == 30
+    assert plan_uninstall(plan_install(own, CCC)) == own
 
 
 def test_plan_install_wraps_existing_statusline() -> None:
@@ -209,7 +229,7 @@ _settings = st.fixed_dictionaries(
         ),
         "statusLine": st.fixed_dictionaries(
             {"type": st.just("command"), "command": st.text(min_size=1, max_size=20)},
-            optional={"padding": st.integers(0, 3)},
+            optional={"padding": st.integers(0, 3), "refreshInterval": st.integers(1, 60)},
         ),
         "model": _json,
         "env": st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),

@@ -32,7 +32,17 @@ from ccc_statusd import fastjson
 
 from .helpers import short_tmpdir
 
-HEAVY = ("trio", "anyio", "asyncio", "pydantic", "rich", "typer", "click", "sqlite_utils")
+HEAVY = (
+    "trio",
+    "anyio",
+    "asyncio",
+    "pydantic",
+    "rich",
+    "textual",
+    "typer",
+    "click",
+    "sqlite_utils",
+)
 # Standard-library modules a bare interpreter does not load and the send path must not either
 # (named for a readable failure; ALLOWED below is the full rule).
 SLOW_STDLIB = ("json", "re", "typing", "pathlib", "enum", "socket", "selectors", "collections")

@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 
 from ccc_statusd import statusline
 from ccc_statusd.statusline import (
+    combine,
     fields,
     main,
     parse_args,
+    parse_layout,
     read_git_branch,
     render,
     truncate,
@@ -306,6 +308,13 @@ class FakeDaemon:
             conn.sendall(json.dumps(self.reply).encode() + b"\n")
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(); a bare close() would not, and the
+        # thread would then accept on whatever socket reuses the fd number (the next test's).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(5)
         self.sock.close()
         for conn in self.held:
             conn.close()
@@ -393,9 +402,42 @@ def test_wrap_runs_command_with_same_stdin(short_dir: Path, daemon_factory: Any)
     out = io.BytesIO()
     cmd = f"cat > {seen}; printf 'their \\033[1mline\\033[0m\\n'"
     assert main(wrap=cmd, stdin=io.BytesIO(data), stdout=out, env=_env(short_dir)) == 0
-    assert out.getvalue() == b"their \x1b[1mline\x1b[0m\n"
+    # Their line unchanged, then ccc's segment (what their command cannot know).
+    assert out.getvalue() == b"their \x1b[1mline\x1b[0m \xe2\x94\x82 \x1b[2mx\x1b[0m\n"
     assert seen.read_bytes() == data
     assert daemon.requests[0]["data"] == json.loads(data)
+
+
+def test_wrap_position_separator_and_format(short_dir: Path, daemon_factory: Any) -> None:
+    daemon_factory(
+        {"type": "response", "data": {"short_id": "ab12", "others_busy": 2, "scheduled": 1}}
+    )
+    data = fixture_bytes("statusline", "v2.1.331")
+    env = _env(short_dir, NO_COLOR="1")
+    cmd = "printf 'mine\\nsecond\\n'"
+
+    def run(**kw: Any) -> str:
+        out = io.BytesIO()
+        assert main(wrap=cmd, stdin=io.BytesIO(data), stdout=out, env=env, deadline_s=5, **kw) == 0
+        return out.getvalue().decode()
+
+    assert run() == "mine │ ab12 · 1 queued · 2 busy\nsecond\n"
+    assert run(wrap_position="left", separator=" | ") == "ab12 · 1 queued · 2 busy | mine\nsecond\n"
+    assert run(wrap_position="none") == "mine\nsecond\n"
+    assert run(fmt="{model} {short_id}") == "mine │ Opus 5.5 ab12\nsecond\n"
+    out = io.BytesIO()
+    main(wrap=cmd, stdin=io.BytesIO(data), stdout=out, env={**env, "COLUMNS": "10"}, deadline_s=5)
+    assert out.getvalue().decode().split("\n")[0] == "mine │ ab…"
+
+
+def test_combine_and_parse_layout() -> None:
+    assert combine("a\n", "b") == "a │ b"
+    assert combine("", "b") == "b"
+    assert combine("a\nz", "b", "left", "/") == "b/a\nz"
+    assert combine("a", "b", "none") == "a"
+    assert parse_layout([]) == ("right", " │ ")
+    assert parse_layout(["--wrap-position", "left", "--separator= · "]) == ("left", " · ")
+    assert parse_layout(["--wrap-position=bogus", "--separator"]) == ("right", " │ ")
 
 
 def test_wrap_failing_command_falls_back_to_our_line(short_dir: Path) -> None:
@@ -406,8 +448,9 @@ def test_wrap_failing_command_falls_back_to_our_line(short_dir: Path) -> None:
 
 def test_wrap_failing_command_with_output_keeps_its_output(short_dir: Path) -> None:
     out = io.BytesIO()
-    main(wrap="echo partial; exit 1", stdin=io.BytesIO(b"{}"), stdout=out, env=_env(short_dir))
-    assert out.getvalue() == b"partial\n"
+    env = _env(short_dir, NO_COLOR="1")
+    main(wrap="echo partial; exit 1", stdin=io.BytesIO(b"{}"), stdout=out, env=env)
+    assert out.getvalue() == "partial │ ccc off\n".encode()
 
 
 def test_parse_args() -> None:
@@ -460,9 +503,14 @@ def test_process_hung_daemon_prints_promptly(short_dir: Path, daemon_factory: An
 
 def test_process_wrap(short_dir: Path) -> None:
     data = fixture_bytes("statusline", "v2.1.112")
-    proc, _ = _spawn(["--wrap", "wc -c"], data, _env(short_dir))
+    proc, _ = _spawn(["--wrap", "wc -c", "--wrap-position", "none"], data, _env(short_dir))
     assert proc.returncode == 0
     assert int(proc.stdout) == len(data)
+    env = _env(short_dir, NO_COLOR="1")
+    proc, _ = _spawn(
+        ["--wrap", "echo hi", "--separator", " / ", "--added-refresh-interval"], data, env
+    )
+    assert proc.stdout.decode() == "hi / 51e5eb10 · ccc off\n"
 
 
 def test_main_forwards_lone_surrogates_as_valid_json(short_dir: Path, daemon_factory: Any) -> None:

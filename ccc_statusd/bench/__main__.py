@@ -37,6 +37,7 @@ from typing import Any
 import trio
 
 from . import coldstart, index, load
+from . import top as top_bench
 
 STARTUP_DEADLINE_S = 10.0  # a target that does not accept within this is reported, not awaited
 SETTLE_DEADLINE_S = 10.0  # how long we wait for fds/connections to return to baseline
@@ -311,6 +312,7 @@ async def bench(size: Size, root: Path) -> Run:
             await t.stop()
     await _index(run)
     await _remote(run)
+    await _top(run)
     return run
 
 
@@ -320,6 +322,16 @@ async def _remote(run: Run) -> None:
 
     runs = 3 if run.size.name == "quick" else 10  # each remote call costs a login: keep it short
     rows = await trio.to_thread.run_sync(remote.measure, run.root, runs)
+    for row in rows:
+        run.add(Row(**row))
+
+
+async def _top(run: Run) -> None:
+    """`ccc top`'s CPU, idle and while 100 sessions change state (top.py)."""
+    seconds = 2.0 if run.size.name == "quick" else 5.0
+    rows = await trio.to_thread.run_sync(
+        partial(top_bench.run_top_bench, run.root, idle_s=seconds, churn_s=seconds)
+    )
     for row in rows:
         run.add(Row(**row))
 

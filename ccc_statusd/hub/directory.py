@@ -193,11 +193,12 @@ class SessionDirectory:
             restored += 1
         return restored
 
-    def end(self, info: SessionInfo, reason: str) -> None:
-        """The session is over (``exited``, ``crashed``, ``pane_gone``)."""
+    def end(self, info: SessionInfo, reason: str, *, cause: str | None = None) -> None:
+        """The session is over (``exited``, ``crashed``, ``pane_gone``, ``silent``); ``cause``
+        is what told us (the hook name), by default the reason itself."""
         if info.state != ENDED:
             info.end_reason = reason
-        self.transition(info, ENDED, cause=reason)
+        self.transition(info, ENDED, cause=cause or reason)
 
     def set_transcript(self, session_id: str, view: dict[str, Any] | None) -> None:
         if view is None:

@@ -130,7 +130,7 @@ class Ingest:
                     or "the turn failed"
                 )
             if state == ENDED:
-                directory.end(info, "exited")
+                directory.end(info, "exited", cause=event)
             else:
                 directory.transition(info, state, cause=cause, error=error)
         self.events.publish("hook", info, hook=event, payload=payload)

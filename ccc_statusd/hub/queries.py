@@ -59,6 +59,7 @@ class Queries:
             "subscribe": self._subscribe,
             "set_name": self._set_name,
             "forget": self._forget,
+            "cancel_scheduled": self._cancel_scheduled,
         }
         self.status = status
 
@@ -136,6 +137,28 @@ class Queries:
             self.directory.transcripts.pop(i, None)
         await self.forget_rows(ids)
         return sid, {"forgotten": ids}
+
+    async def _cancel_scheduled(self, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
+        """Cancel a scheduled or queued message by id (or a unique prefix of it)."""
+        prefix = (msg.data or {}).get("id")
+        if not isinstance(prefix, str) or not prefix:
+            raise RemoteProtocolError('query "cancel_scheduled" needs "data.id" (a message id)')
+        matches = await self.store.call(Store.match_scheduled, prefix)
+        if len(matches) != 1:
+            raise RoutingError(
+                f"no scheduled message matches {prefix!r}; list them with: ccc schedule list"
+                if not matches
+                else f"id prefix {prefix!r} is ambiguous: it matches {', '.join(sorted(matches))}"
+            )
+        outcome = await self.scheduler.cancel(matches[0])
+        if outcome == "in_flight":
+            raise RoutingError(
+                f"too late: scheduled message {matches[0]} is being typed into its session "
+                "right now; see what became of it with: ccc watch"
+            )
+        if outcome == "missing":
+            raise RoutingError(f"scheduled message {matches[0]} was sent or cancelled meanwhile")
+        return {"cancelled": matches[0]}
 
     def _live_target(self, msg: protocol.Query, what: str) -> str:
         if not msg.session_id:
