@@ -1078,6 +1078,44 @@ def _report_settings(result: Any, dry_run: bool, did: str, nothing: str) -> None
         print(f"{did} {display(str(result.path))}{backup}")
 
 
+# --- mcp (issue 18) -------------------------------------------------------------------------
+
+
+@app.command()
+def mcp(
+    ctx: typer.Context,
+    no_header: Annotated[
+        bool,
+        typer.Option("--no-header", help="Send prompts as plain text, without the sender header."),
+    ] = False,
+    header: Annotated[
+        str | None,
+        typer.Option(
+            "--header",
+            metavar="TEMPLATE",
+            help="The sender header for prompts; fields {who} {name} {id} {session_id}.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            "--rate-limit", metavar="N", min=1, help="Sends a minute allowed to this session."
+        ),
+    ] = 20.0,
+) -> None:
+    """Serve ccc's tools to Claude Code over MCP (stdio); registered by ccc install."""
+    from .mcp_server import serve
+
+    raise typer.Exit(
+        serve(
+            _state(ctx).explicit_socket,
+            header=not no_header,
+            rate_per_minute=rate_limit,
+            prompt_header=header.replace("\\n", "\n") if header is not None else None,
+        )
+    )
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
