@@ -1102,6 +1102,9 @@ def mcp(
             "--rate-limit", metavar="N", min=1, help="Sends a minute allowed to this session."
         ),
     ] = 20.0,
+    progress_every: Annotated[
+        float, typer.Option("--progress-every", metavar="SECONDS", min=0.01, hidden=True)
+    ] = 10.0,
 ) -> None:
     """Serve ccc's tools to Claude Code over MCP (stdio); registered by ccc install."""
     from .mcp_server import serve
@@ -1112,6 +1115,7 @@ def mcp(
             header=not no_header,
             rate_per_minute=rate_limit,
             prompt_header=header.replace("\\n", "\n") if header is not None else None,
+            progress_interval_s=progress_every,
         )
     )
 

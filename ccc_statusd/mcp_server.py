@@ -215,12 +215,17 @@ async def _with_progress(
                 elapsed = anyio.current_time() - start
                 await ctx.report_progress(elapsed, total, what(elapsed))
 
+    failed: list[Exception] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(ticker)
         try:
             result.append(await work())
+        except Exception as exc:  # re-raised below, not wrapped in the task group's group
+            failed.append(exc)
         finally:
             tg.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
     return result[0]
 
 
@@ -637,6 +642,7 @@ def serve(
     header: bool = True,
     rate_per_minute: float = DEFAULT_RATE_PER_MINUTE,
     prompt_header: str | None = None,
+    progress_interval_s: float = PROGRESS_INTERVAL_S,
 ) -> int:
     """Run the server on stdin/stdout until the client closes it (``ccc mcp``)."""
     peers = Peers(
@@ -645,6 +651,7 @@ def serve(
         rate_per_minute=rate_per_minute,
         burst=min(DEFAULT_BURST, max(1.0, rate_per_minute)),
         prompt_header=prompt_header if prompt_header is not None else DEFAULT_PROMPT_HEADER,
+        progress_interval_s=progress_interval_s,
     )
     build_server(peers).run("stdio")
     return 0
