@@ -151,8 +151,27 @@ def prompt(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")
     ] = False,
+    from_name: Annotated[
+        str | None,
+        typer.Option(
+            "--from-name",
+            metavar="NAME",
+            help="Put a sender header '[from NAME via ccc]' before the text.",
+        ),
+    ] = None,
 ) -> None:
     """Send a prompt to a session, typed as if by its user (queued if the session is busy)."""
+    if from_name is not None:
+        from .peers import name_header
+
+        if not from_name.strip():
+            raise fail(
+                "--from-name is empty; give the name to show, or leave the option out", EXIT_USAGE
+            )
+        try:
+            text = name_header(from_name) + text_arg(text, "prompt text")
+        except UsageError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
     raise typer.Exit(
         send_routed(_state(ctx).explicit_socket, "prompt", session, [text], as_json=as_json)
     )

@@ -178,7 +178,8 @@ def is_live(row: Mapping[str, Any]) -> bool:
 
 def _describe_send(reply: Mapping[str, Any], target: str, kind: str) -> dict[str, Any]:
     status = str(reply.get("status") or "delivered")
-    data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+    raw = reply.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     sid = str(reply.get("session_id") or target)
     out: dict[str, Any] = {"status": status, "session_id": sid}
     if status == "queued":
@@ -186,7 +187,8 @@ def _describe_send(reply: Mapping[str, Any], target: str, kind: str) -> dict[str
         out["queued_id"] = data.get("id")
         out["message"] = (
             f"queued for session {short_id(sid)} ({reason}); it will be typed at its next idle "
-            f"moment" + (f"; cancel with cancel_scheduled id {data['id']}" if data.get("id") else "")
+            f"moment"
+            + (f"; cancel with cancel_scheduled id {data['id']}" if data.get("id") else "")
         )
     elif status in ("delivered", "submitted"):
         out["message"] = f"{kind} {status} to session {short_id(sid)}"
@@ -234,8 +236,8 @@ def build_server(peers: Peers) -> MCPServer:
     server: MCPServer = MCPServer(
         name="ccc", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
     )
-    read_only = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
-    sends = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
+    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    sends = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
     @server.tool(annotations=read_only)
     async def list_sessions(
@@ -326,7 +328,9 @@ def build_server(peers: Peers) -> MCPServer:
                 ctx,
                 peers.progress_interval_s,
                 DEFAULT_SEND_WAIT_S,
-                lambda s: f"waiting for session {short_id(out['session_id'])} to become idle ({s:.0f} s)",
+                lambda s: (
+                    f"waiting for session {short_id(out['session_id'])} to become idle ({s:.0f} s)"
+                ),
                 lambda: _wait_unqueued(peers, str(queued_id), DEFAULT_SEND_WAIT_S),
             )
             out["status"] = "delivered"
@@ -371,7 +375,7 @@ def build_server(peers: Peers) -> MCPServer:
             str, Field(description="The session to ask: its name, full id or id prefix.")
         ],
         question: Annotated[str, Field(description="The question or task, as a prompt.")],
-        timeout: Annotated[
+        timeout: Annotated[  # noqa: ASYNC109 (a tool argument the model sets)
             float,
             Field(
                 description="Seconds to wait for the answer (default 600, at most 3600).",
@@ -460,7 +464,9 @@ def build_server(peers: Peers) -> MCPServer:
         from .routing import RoutingError, resolve_id
 
         timing = [
-            n for n, v in (("at", at), ("delay", delay), ("after_limit_reset", after_limit_reset)) if v
+            n
+            for n, v in (("at", at), ("delay", delay), ("after_limit_reset", after_limit_reset))
+            if v
         ]
         if len(timing) > 1:
             raise ToolError(f"give only one of {' and '.join(timing)}")
@@ -551,7 +557,7 @@ def build_server(peers: Peers) -> MCPServer:
             )
         return {"scheduled": items, "count": len(items)}
 
-    @server.tool(annotations=ToolAnnotations(destructiveHint=True, openWorldHint=False))
+    @server.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False))
     async def cancel_scheduled(
         id: Annotated[str, Field(description="The scheduled prompt's id or a unique prefix.")],
     ) -> dict[str, Any]:

@@ -234,9 +234,7 @@ async def test_ask_session_errors(daemon: Hub, connect, paths: Paths) -> None:
         async with trio.open_nursery() as n:
             n.start_soon(answer_routed, peer)
             late = error_of(
-                await s.call_tool(
-                    "ask_session", {"session": PEER, "question": "x", "timeout": 0.3}
-                )
+                await s.call_tool("ask_session", {"session": PEER, "question": "x", "timeout": 0.3})
             )
         bad = error_of(
             await s.call_tool("ask_session", {"session": PEER, "question": "x", "timeout": -1})
@@ -269,7 +267,9 @@ async def test_schedule_list_cancel(daemon: Hub, connect, paths: Paths) -> None:
             await s.call_tool("schedule_prompt", {"session": PEER, "text": "x", "delay": "soon"})
         )
         nobody = error_of(
-            await s.call_tool("schedule_prompt", {"session": "ffff0000", "text": "x", "delay": "1m"})
+            await s.call_tool(
+                "schedule_prompt", {"session": "ffff0000", "text": "x", "delay": "1m"}
+            )
         )
     assert made["session_id"] == PEER
     [row] = listed["scheduled"]
