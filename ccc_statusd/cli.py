@@ -1048,9 +1048,17 @@ DryRunOpt = Annotated[
 ]
 
 
+NoMcpOpt = Annotated[
+    bool, typer.Option("--no-mcp", help="Leave the MCP server registration (ccc mcp) alone.")
+]
+
+
 @app.command()
 def install(
-    settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False
+    settings: SettingsOpt = None,
+    profile: ProfileOpt = None,
+    dry_run: DryRunOpt = False,
+    no_mcp: NoMcpOpt = False,
 ) -> None:
     """Add ccc's hooks and statusLine to a Claude Code settings.json (a backup is kept)."""
     from . import install as inst
@@ -1066,11 +1074,16 @@ def install(
         "added ccc's hooks and statusLine to",
         "already has ccc's hooks and statusLine",
     )
+    if not no_mcp:
+        _mcp_wiring(True, settings, profile, dry_run)
 
 
 @app.command()
 def uninstall(
-    settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False
+    settings: SettingsOpt = None,
+    profile: ProfileOpt = None,
+    dry_run: DryRunOpt = False,
+    no_mcp: NoMcpOpt = False,
 ) -> None:
     """Remove exactly what ccc install added to a Claude Code settings.json (a backup is kept)."""
     from . import install as inst
@@ -1083,6 +1096,8 @@ def uninstall(
     _report_settings(
         result, dry_run, "removed ccc's hooks and statusLine from", "has no ccc entries"
     )
+    if not no_mcp:
+        _mcp_wiring(False, settings, profile, dry_run)
 
 
 def _report_settings(result: Any, dry_run: bool, did: str, nothing: str) -> None:
@@ -1137,6 +1152,31 @@ def mcp(
             progress_interval_s=progress_every,
         )
     )
+
+
+def _mcp_wiring(add: bool, settings: Path | None, profile: Path | None, dry_run: bool) -> None:
+    """The MCP half of install/uninstall (ccc_statusd.mcp_install): register or remove
+    ``ccc mcp`` as the user-scope MCP server ``ccc``."""
+    from . import install as inst
+    from . import mcp_install as mi
+
+    try:
+        target = mi.user_config_path(profile=profile, settings=settings)
+        claude = mi.find_claude()
+        if add:
+            result = mi.register(target, inst.find_ccc(), claude=claude, dry_run=dry_run)
+        else:
+            result = mi.unregister(target, claude=claude, dry_run=dry_run)
+    except inst.SettingsError as exc:
+        raise fail(str(exc)) from None
+    if add:
+        _report_settings(
+            result, dry_run, "registered the MCP server `ccc mcp` in", "already has `ccc mcp`"
+        )
+    else:
+        _report_settings(
+            result, dry_run, "removed the MCP server `ccc mcp` from", "has no `ccc mcp` server"
+        )
 
 
 # --- entry point ---------------------------------------------------------------------------
