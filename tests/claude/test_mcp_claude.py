@@ -88,8 +88,8 @@ def _allow_tools(home: ClaudeHome) -> None:
 @pytest.fixture
 def start_sessions(
     claude_home: ClaudeHome,
-    daemon: Daemon,
-    tmux: Callable[[], TmuxSession],  # noqa: F811
+    daemon: Daemon,  # noqa: F811
+    tmux: Callable[[], TmuxSession],
 ) -> Callable[[ClaudeBuild], Session]:
     """`ccc run -- claude` sessions in one project dir, each told apart by its internal id."""
     # 2.1.331 defers MCP tools behind ToolSearch; the fake model calls them directly.
