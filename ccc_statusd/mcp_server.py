@@ -17,6 +17,9 @@ Errors are ``ToolError``: the call returns ``isError`` with one sentence the mod
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import os
 import sqlite3
 import time
@@ -33,6 +36,7 @@ from pydantic import Field
 
 from . import __version__
 from .aclient import AsyncClient
+from .askgraph import AskCycle, check_ask
 from .client import ClientError, DaemonNotRunning, default_socket_path
 from .paths import Paths
 from .peers import (
@@ -400,6 +404,12 @@ def build_server(peers: Peers) -> MCPServer:
             )
         peers.spend(caller)
         body = sender_header(peers.ask_header, caller) + question
+        target_sid = row.get("session_id") if row else None
+        edge = (
+            (caller.session_id, target_sid)
+            if caller.session_id and isinstance(target_sid, str)
+            else None
+        )
         data: dict[str, Any] = {"timeout_s": float(timeout), **caller.asker_fields()}
         msg = {"type": "ask", "session_id": target, "text": body, "data": data}
         if caller.internal_id:
@@ -417,13 +427,25 @@ def build_server(peers: Peers) -> MCPServer:
             except ClientError as exc:
                 raise ToolError(f"asking session {label} failed: {exc}") from None
 
-        reply = await _with_progress(
-            ctx,
-            peers.progress_interval_s,
-            float(timeout),
-            lambda s: f"waiting for session {label} to answer ({s:.0f} s of {timeout:g} s)",
-            run,
-        )
+        asks = _asks_dir(peers)
+        mark = _mark_ask(asks, edge, float(timeout)) if edge else None
+        try:
+            if edge:
+                try:
+                    check_ask(_asks_in_flight(asks, exclude=mark), *edge)
+                except AskCycle as exc:
+                    raise _err(exc) from None
+            reply = await _with_progress(
+                ctx,
+                peers.progress_interval_s,
+                float(timeout),
+                lambda s: f"waiting for session {label} to answer ({s:.0f} s of {timeout:g} s)",
+                run,
+            )
+        finally:
+            if mark is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(mark)
         answer = (reply.get("data") or {}).get("reply")
         sid = str(reply.get("session_id") or target)
         return {
@@ -625,6 +647,81 @@ def _cancel_scheduled(peers: Peers, ident: str) -> str:
         return str(matches[0])
     finally:
         store.close()
+
+
+# --- asks in flight (cycle detection until the daemon does it: see ccc_statusd.askgraph) -------
+#
+# Each ask_session in flight is a small file <cache>/asks/<pid>-<n>.json: {"asker", "target",
+# "pid", "until"}. An ask first writes its own file, then reads the others (so two sessions that
+# ask each other at the same moment both see the cycle and both get the error, never both wait).
+# Files of processes that are gone, or past their deadline, are ignored.
+ASKS_DIR_NAME = "asks"
+MAX_ASK_FILES = 512  # a bound on what one ask reads; far above the sessions one user runs
+MAX_ASK_FILE_BYTES = 4096
+_ask_serial = itertools.count(1)
+
+
+def _asks_dir(peers: Peers) -> Path:
+    return _paths(peers).cache_dir / ASKS_DIR_NAME
+
+
+def _mark_ask(directory: Path, edge: tuple[str, str], timeout_s: float) -> Path | None:
+    record: dict[str, Any] = {"asker": edge[0], "target": edge[1], "pid": os.getpid()}
+    record["until"] = time.time() + timeout_s + 60
+    path = directory / f"{os.getpid()}-{next(_ask_serial)}.json"
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+    except OSError:
+        return None  # no cycle check then; the ask itself still works
+    return path
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 1:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _asks_in_flight(directory: Path, exclude: Path | None = None) -> list[tuple[str, str]]:
+    """The edges asker → target of every other ask in flight (bounded, non-blocking reads)."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))[:MAX_ASK_FILES]
+    except OSError:
+        return []
+    now = time.time()
+    edges = []
+    for name in names:
+        path = directory / name
+        if exclude is not None and path == exclude:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                rec = json.loads(f.read(MAX_ASK_FILE_BYTES))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(rec, dict):
+            continue
+        asker, target, until = rec.get("asker"), rec.get("target"), rec.get("until")
+        if not (isinstance(asker, str) and isinstance(target, str)):
+            continue
+        if not isinstance(until, int | float) or until < now or not _alive(rec.get("pid")):
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # a crashed or finished ask's leftover
+            continue
+        edges.append((asker, target))
+    return edges
 
 
 async def _wait_unqueued(peers: Peers, queued_id: str, timeout_s: float) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -300,3 +302,46 @@ async def test_daemon_not_running(paths: Paths) -> None:
     async with mcp_client(paths) as s:
         err = error_of(await s.call_tool("list_sessions", {}))
     assert "daemon not running" in err and "ccc-statusd" in err
+
+
+async def test_ask_cycle_is_refused_at_once(daemon: Hub, connect, paths: Paths) -> None:
+    _, peer, hooks = await two_sessions(connect)
+    async with (
+        mcp_client(paths, env={"CCC_INTERNAL_ID": "iid-me"}) as me,
+        mcp_client(paths, env={"CCC_INTERNAL_ID": "iid-peer"}) as other,
+    ):
+        results: dict[str, Any] = {}
+
+        async def first_ask() -> None:
+            results["first"] = await me.call_tool(
+                "ask_session", {"session": PEER, "question": "q1", "timeout": 60}
+            )
+
+        async with trio.open_nursery() as n:
+            n.start_soon(first_ask)
+            msg = await answer_routed(peer)  # PEER's turn starts: me waits for its answer
+            await send_hook(hooks, hook("UserPromptSubmit", PEER, prompt=msg["text"]), "iid-peer")
+            # ... and PEER, in that turn, asks me back: refused at once, not after 10 minutes.
+            back = error_of(await other.call_tool("ask_session", {"session": ME, "question": "q2"}))
+            await send_hook(hooks, hook("Stop", PEER, last_assistant_message="a1"), "iid-peer")
+    assert "would deadlock" in back and f"{PEER[:8]} → {ME[:8]} → {PEER[:8]}" in back
+    assert result_of(results["first"])["reply"] == "a1"
+    assert not list((paths.cache_dir / "asks").glob("*.json"))  # the first ask's mark is gone
+
+
+def test_leftover_ask_marks_are_ignored_and_removed(cache_dir: Path) -> None:
+    from ccc_statusd.mcp_server import _asks_in_flight, _mark_ask
+
+    asks = cache_dir / "asks"
+    live = _mark_ask(asks, ("A", "B"), 60)
+    assert live is not None and (live.stat().st_mode & 0o777) == 0o600
+    dead = {"asker": "B", "target": "C", "pid": 2**22 + 7, "until": time.time() + 60}
+    (asks / "1-1.json").write_text(json.dumps(dead))
+    late = {"asker": "C", "target": "D", "pid": os.getpid(), "until": time.time() - 1}
+    (asks / "1-2.json").write_text(json.dumps(late))
+    (asks / "1-3.json").write_text("not json")
+    (asks / "1-4.json").write_text("[1, 2]")
+    assert _asks_in_flight(asks) == [("A", "B")]
+    assert _asks_in_flight(asks, exclude=live) == []
+    assert not (asks / "1-1.json").exists() and not (asks / "1-2.json").exists()
+    assert _asks_in_flight(cache_dir / "missing") == []
