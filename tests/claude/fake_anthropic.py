@@ -77,7 +77,8 @@ def _last_tool_result(messages: list[dict[str, Any]]) -> str | None:
     return None
 
 
-_MCP_RE = re.compile(r"MCP:\s*(\S+)\s*(.*)\Z", re.S)
+# At the start of the text or of a line (a routed prompt has a sender header line first).
+_MCP_RE = re.compile(r"(?:\A|\n)MCP:[ \t]*(\S+)[ \t]*(.*)\Z", re.S)
 
 
 def _mcp_call(
@@ -85,7 +86,7 @@ def _mcp_call(
 ) -> list[dict[str, Any]] | None:
     """For `MCP: <tool> <json>`: the tool_use of that MCP tool, or of `WaitForMcpServers` while
     Claude Code has not connected the server yet; None once the tool was called (or is unknown)."""
-    m = _MCP_RE.match(text)
+    m = _MCP_RE.search(text)
     if not m:
         return None
     name = m.group(1) if m.group(1).startswith("mcp__") else f"mcp__ccc__{m.group(1)}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,32 @@ def test_ask_self_is_refused_with_the_reason(
     )
     a.wait_state("idle")
     assert Path(a.home.settings_path).exists()
+
+
+def test_ask_cycle_ends_with_an_error_within_seconds(
+    claude_native: ClaudeBuild,
+    start_sessions: Callable[[ClaudeBuild], Session],
+    fake_api: FakeAnthropic,
+) -> None:
+    a = start_sessions(claude_native)
+    b = start_sessions(claude_native)
+    a_sid, b_sid = a.session_id, b.session_id
+    # A asks B; B's model, in the turn that answers, asks A back: A → B → A.
+    back = json.dumps({"session": a_sid[:8], "question": "loop"})
+    args = json.dumps(
+        {"session": b_sid[:8], "question": f"MCP: ask_session {back}", "timeout": 120}
+    )
+    started = time.monotonic()
+    a.pane.submit(f"MCP: ask_session {args}")
+    # B's ask is refused at once; B's turn ends with that error, which is A's answer.
+    wait_until(
+        lambda: "woulddeadlock" in _plain(b.transcript()),
+        TURN_TIMEOUT_S,
+        "the cycle error in B's transcript",
+    )
+    wait_until(
+        lambda: "woulddeadlock" in _plain(a.transcript()),
+        TURN_TIMEOUT_S,
+        "B's answer (the cycle error) in A's transcript",
+    )
+    assert time.monotonic() - started < TURN_TIMEOUT_S * 2
