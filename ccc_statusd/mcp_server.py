@@ -75,7 +75,7 @@ INSTRUCTIONS = (
     "naming you, so the other side knows who asked. Never ask yourself (whoami tells you who "
     "you are)."
 )
-LIVE_STATES = frozenset({"idle", "busy", "waiting", "failed", "unknown"})
+LIVE_STATES = frozenset({"idle", "busy", "waiting", "failed"})
 
 
 def _err(exc: BaseException) -> ToolError:
@@ -177,7 +177,9 @@ def session_summary(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def is_live(row: Mapping[str, Any]) -> bool:
-    return bool(row.get("connected")) or (row.get("state") or "unknown") in LIVE_STATES
+    """Not ended, and attached or known from hooks to be running."""
+    state = row.get("state") or "unknown"
+    return state != "ended" and (bool(row.get("connected")) or state in LIVE_STATES)
 
 
 def _describe_send(reply: Mapping[str, Any], target: str, kind: str) -> dict[str, Any]:

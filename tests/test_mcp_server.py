@@ -345,3 +345,52 @@ def test_leftover_ask_marks_are_ignored_and_removed(cache_dir: Path) -> None:
     assert _asks_in_flight(asks, exclude=live) == []
     assert not (asks / "1-1.json").exists() and not (asks / "1-2.json").exists()
     assert _asks_in_flight(cache_dir / "missing") == []
+
+
+async def test_list_sessions_hides_ended_ones_unless_all(
+    daemon: Hub, connect, paths: Paths
+) -> None:
+    _, _, hooks = await two_sessions(connect)
+    await send_hook(hooks, hook("SessionEnd-prompt_input_exit", PEER), "iid-peer")
+    async with mcp_client(paths) as s:
+        live = result_of(await s.call_tool("list_sessions", {}))
+        every = result_of(await s.call_tool("list_sessions", {"all": True}))
+    assert [r["session_id"] for r in live["sessions"]] == [ME]
+    assert {r["session_id"] for r in every["sessions"]} == {ME, PEER}
+
+
+async def test_send_prompt_wait_returns_once_the_queued_prompt_is_typed(
+    daemon: Hub, connect, paths: Paths
+) -> None:
+    _, peer, hooks = await two_sessions(connect)
+    await send_hook(hooks, hook("UserPromptSubmit", PEER), "iid-peer")  # busy: it queues
+    got: list[dict[str, Any]] = []
+
+    async def claude() -> None:
+        # Finish the current turn once the prompt is queued; the outbox then delivers it.
+        while not (await hooks.request({"type": "query", "query": "list_scheduled"}))["data"]:
+            await trio.sleep(0.01)
+        await send_hook(hooks, hook("Stop", PEER), "iid-peer")
+        got.append(await answer_routed(peer))
+
+    async with mcp_client(paths) as s:
+        async with trio.open_nursery() as n:
+            n.start_soon(claude)
+            out = result_of(
+                await s.call_tool("send_prompt", {"session": PEER, "text": "later", "wait": True})
+            )
+    assert out["status"] == "delivered" and "queued first" in out["message"]
+    assert got[0]["text"].endswith("\nlater")
+
+
+async def test_schedule_after_limit_reset_needs_a_known_reset(
+    daemon: Hub, connect, paths: Paths
+) -> None:
+    await two_sessions(connect)
+    async with mcp_client(paths) as s:
+        err = error_of(
+            await s.call_tool(
+                "schedule_prompt", {"session": PEER, "text": "go on", "after_limit_reset": True}
+            )
+        )
+    assert "no upcoming usage-limit reset is known" in err
