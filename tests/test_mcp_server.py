@@ -368,7 +368,9 @@ async def test_send_prompt_wait_returns_once_the_queued_prompt_is_typed(
 
     async def claude() -> None:
         # Finish the current turn once the prompt is queued; the outbox then delivers it.
-        while not (await hooks.request({"type": "query", "query": "list_scheduled"}))["data"]:
+        for _ in range(3000):  # poll: the queueing happens in another process
+            if (await hooks.request({"type": "query", "query": "list_scheduled"}))["data"]:
+                break
             await trio.sleep(0.01)
         await send_hook(hooks, hook("Stop", PEER), "iid-peer")
         got.append(await answer_routed(peer))
