@@ -558,8 +558,10 @@ def build_server(peers: Peers) -> MCPServer:
         last error (a prompt that could not be delivered stays listed with its error)."""
         fields: dict[str, Any] = {}
         if session:
-            target, _, _ = await peers.target(session)
-            fields["session_id"] = target
+            target, _, row = await peers.target(session)
+            # The daemon filters on the full id only: resolve names and prefixes here.
+            sid = row.get("session_id") if row else None
+            fields["session_id"] = sid if isinstance(sid, str) else target
         data = await peers.query("list_scheduled", **fields) or []
         now = time.time()
         items = []

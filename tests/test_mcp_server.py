@@ -255,7 +255,8 @@ async def test_schedule_list_cancel(daemon: Hub, connect, paths: Paths) -> None:
             )
         )
         listed = result_of(await s.call_tool("list_scheduled", {}))
-        only_me = result_of(await s.call_tool("list_scheduled", {"session": ME}))
+        only_me = result_of(await s.call_tool("list_scheduled", {"session": ME[:8]}))
+        only_peer = result_of(await s.call_tool("list_scheduled", {"session": PEER[:8]}))
         cancelled = result_of(await s.call_tool("cancel_scheduled", {"id": str(made["id"])}))
         after = result_of(await s.call_tool("list_scheduled", {}))
         again = error_of(await s.call_tool("cancel_scheduled", {"id": str(made["id"])}))
@@ -277,7 +278,7 @@ async def test_schedule_list_cancel(daemon: Hub, connect, paths: Paths) -> None:
     [row] = listed["scheduled"]
     assert row["id"] == made["id"] and 590 <= row["due_in_s"] <= 600
     assert row["text"].startswith(f"[from {ME[:8]}") and row["text"].endswith("stand-up")
-    assert only_me["count"] == 0
+    assert only_me["count"] == 0 and only_peer["count"] == 1
     assert cancelled["cancelled"] == str(made["id"]) and after["count"] == 0
     assert "no scheduled prompt matches" in again
     assert "only one of at and delay" in both
