@@ -213,6 +213,9 @@ def sender_header(template: str, caller: Caller) -> str:
     a user's template are left as written rather than failing the send."""
     if not template:
         return ""
+    if caller.session_id is None and ("{id}" in template or "{session_id}" in template):
+        # No id to answer to: say who (as far as known) without a reply hint that cannot work.
+        return f"[from {caller.who} via ccc]\n"
     fields = {
         "who": caller.who,
         "name": caller.name or short_id(caller.session_id),

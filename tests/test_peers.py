@@ -92,6 +92,8 @@ def test_sender_header() -> None:
     assert sender_header("<{name}|{id}|{unknown}> ", c) == f"<api|{B[:8]}|{{unknown}}> "
     assert sender_header("{0} {", c) == "{0} {"  # a broken template is used as written
     assert sender_header("[{who}] ", Caller()) == "[an unidentified session] "
+    unknown = sender_header(DEFAULT_PROMPT_HEADER, Caller())
+    assert unknown == "[from an unidentified session via ccc]\n"
     assert name_header(" ci-bot ") == "[from ci-bot via ccc]\n"
 
 
