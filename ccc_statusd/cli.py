@@ -162,7 +162,7 @@ def prompt(
 ) -> None:
     """Send a prompt to a session, typed as if by its user (queued if the session is busy)."""
     if from_name is not None:
-        from .peers import name_header
+        from .caller import name_header
 
         if not from_name.strip():
             raise fail(

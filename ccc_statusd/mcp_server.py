@@ -6,11 +6,11 @@ the session's model calls the tools as ``mcp__ccc__<tool>``. Built on the offici
 daemon through :class:`~ccc_statusd.aclient.AsyncClient`, one short connection per call (an
 ``ask`` holds its connection for minutes and must not hold up the other tools).
 
-Who is calling: :func:`ccc_statusd.peers.find_caller` on every call (the session may send its
+Who is calling: :func:`ccc_statusd.caller.find_caller` on every call (the session may send its
 first hook after we start, and ``/clear`` changes its id). Routed prompts carry a sender header
-(:func:`ccc_statusd.peers.sender_header`; ``--no-header`` turns it off); asks carry the asker's
+(:func:`ccc_statusd.caller.sender_header`; ``--no-header`` turns it off); asks carry the asker's
 ids so the daemon refuses a self-ask; sends are rate-limited per calling session
-(:class:`ccc_statusd.peers.RateLimiter`).
+(:class:`ccc_statusd.caller.RateLimiter`).
 
 Errors are ``ToolError``: the call returns ``isError`` with one sentence the model can act on.
 """
@@ -39,7 +39,7 @@ from .aclient import AsyncClient
 from .askgraph import AskCycle, check_ask
 from .client import ClientError, DaemonNotRunning, default_socket_path
 from .paths import Paths
-from .peers import (
+from .caller import (
     DEFAULT_ASK_HEADER,
     DEFAULT_PROMPT_HEADER,
     Caller,

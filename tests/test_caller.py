@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccc_statusd.peers import (
+from ccc_statusd.caller import (
     DEFAULT_ASK_HEADER,
     DEFAULT_PROMPT_HEADER,
     Caller,
