@@ -191,8 +191,27 @@ def prompt(
             "--wait", help="Wait until Claude Code confirms it took the prompt (exit 1 if not)."
         ),
     ] = False,
+    from_name: Annotated[
+        str | None,
+        typer.Option(
+            "--from-name",
+            metavar="NAME",
+            help="Put a sender header '[from NAME via ccc]' before the text.",
+        ),
+    ] = None,
 ) -> None:
     """Send a prompt to a session, typed as if by its user (queued if the session is busy)."""
+    if from_name is not None:
+        from .caller import name_header
+
+        if not from_name.strip():
+            raise fail(
+                "--from-name is empty; give the name to show, or leave the option out", EXIT_USAGE
+            )
+        try:
+            text = name_header(from_name) + text_arg(text, "prompt text")
+        except UsageError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
     raise typer.Exit(
         send_routed(
             _state(ctx).explicit_socket, "prompt", session, [text], as_json=as_json, wait=wait
@@ -1271,9 +1290,17 @@ DryRunOpt = Annotated[
 ]
 
 
+NoMcpOpt = Annotated[
+    bool, typer.Option("--no-mcp", help="Leave the MCP server registration (ccc mcp) alone.")
+]
+
+
 @app.command()
 def install(
-    settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False
+    settings: SettingsOpt = None,
+    profile: ProfileOpt = None,
+    dry_run: DryRunOpt = False,
+    no_mcp: NoMcpOpt = False,
 ) -> None:
     """Add ccc's hooks and statusLine to a Claude Code settings.json (a backup is kept)."""
     from . import install as inst
@@ -1289,11 +1316,16 @@ def install(
         "added ccc's hooks and statusLine to",
         "already has ccc's hooks and statusLine",
     )
+    if not no_mcp:
+        _mcp_wiring(True, settings, profile, dry_run)
 
 
 @app.command()
 def uninstall(
-    settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False
+    settings: SettingsOpt = None,
+    profile: ProfileOpt = None,
+    dry_run: DryRunOpt = False,
+    no_mcp: NoMcpOpt = False,
 ) -> None:
     """Remove exactly what ccc install added to a Claude Code settings.json (a backup is kept)."""
     from . import install as inst
@@ -1306,6 +1338,8 @@ def uninstall(
     _report_settings(
         result, dry_run, "removed ccc's hooks and statusLine from", "has no ccc entries"
     )
+    if not no_mcp:
+        _mcp_wiring(False, settings, profile, dry_run)
 
 
 def _report_settings(result: Any, dry_run: bool, did: str, nothing: str) -> None:
@@ -1318,6 +1352,73 @@ def _report_settings(result: Any, dry_run: bool, did: str, nothing: str) -> None
     else:
         backup = f" (backup: {display(str(result.backup))})" if result.backup else ""
         print(f"{did} {display(str(result.path))}{backup}")
+
+
+# --- mcp (issue 18) -------------------------------------------------------------------------
+
+
+@app.command()
+def mcp(
+    ctx: typer.Context,
+    no_header: Annotated[
+        bool,
+        typer.Option("--no-header", help="Send prompts as plain text, without the sender header."),
+    ] = False,
+    header: Annotated[
+        str | None,
+        typer.Option(
+            "--header",
+            metavar="TEMPLATE",
+            help="The sender header for prompts; fields {who} {name} {id} {session_id}.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            "--rate-limit", metavar="N", min=1, help="Sends a minute allowed to this session."
+        ),
+    ] = 20.0,
+    progress_every: Annotated[
+        float, typer.Option("--progress-every", metavar="SECONDS", min=0.01, hidden=True)
+    ] = 10.0,
+) -> None:
+    """Serve ccc's tools to Claude Code over MCP (stdio); registered by ccc install."""
+    from .mcp_server import serve
+
+    raise typer.Exit(
+        serve(
+            _state(ctx).explicit_socket,
+            header=not no_header,
+            rate_per_minute=rate_limit,
+            prompt_header=header.replace("\\n", "\n") if header is not None else None,
+            progress_interval_s=progress_every,
+        )
+    )
+
+
+def _mcp_wiring(add: bool, settings: Path | None, profile: Path | None, dry_run: bool) -> None:
+    """The MCP half of install/uninstall (ccc_statusd.mcp_install): register or remove
+    ``ccc mcp`` as the user-scope MCP server ``ccc``."""
+    from . import install as inst
+    from . import mcp_install as mi
+
+    try:
+        target = mi.user_config_path(profile=profile, settings=settings)
+        claude = mi.find_claude()
+        if add:
+            result = mi.register(target, inst.find_ccc(), claude=claude, dry_run=dry_run)
+        else:
+            result = mi.unregister(target, claude=claude, dry_run=dry_run)
+    except inst.SettingsError as exc:
+        raise fail(str(exc)) from None
+    if add:
+        _report_settings(
+            result, dry_run, "registered the MCP server `ccc mcp` in", "already has `ccc mcp`"
+        )
+    else:
+        _report_settings(
+            result, dry_run, "removed the MCP server `ccc mcp` from", "has no `ccc mcp` server"
+        )
 
 
 # --- entry point ---------------------------------------------------------------------------

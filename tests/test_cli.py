@@ -255,6 +255,14 @@ def test_prompt_text_that_looks_like_an_option(live: Paths, session: ScriptedSes
     assert session.wait_for(1)[0]["text"] == "-v means verbose"
 
 
+def test_prompt_from_name_puts_a_sender_header(live: Paths, session: ScriptedSession) -> None:
+    result = invoke(live, "prompt", session.session_id, "-", "--from-name", "ci", input="go\n")
+    assert result.exit_code == 0, result.output
+    assert session.wait_for(1)[0]["text"] == "[from ci via ccc]\ngo"
+    blank = invoke(live, "prompt", session.session_id, "x", "--from-name", " ")
+    assert blank.exit_code == 2 and "--from-name is empty" in blank.stderr
+
+
 def test_command_with_args_and_json(live: Paths, session: ScriptedSession) -> None:
     result = invoke(
         live, "command", session.session_id, "/compact", "keep", "it", "short", "--json"

@@ -95,7 +95,7 @@ async def test_an_ask_that_would_close_a_cycle_is_refused_at_once(
     await a_asks.send({"type": "ask", "session_id": B, "text": "q1", "internal_id": "iid-a"})
 
     async def waiting() -> bool:
-        return bool(daemon.asks.waiting.get("iid-a"))
+        return ("iid-a", "iid-b") in daemon.asks.graph.edges
 
     await wait_until(waiting)
     b_asks = await connect()
@@ -103,7 +103,7 @@ async def test_an_ask_that_would_close_a_cycle_is_refused_at_once(
         reply = await b_asks.request(
             {"type": "ask", "session_id": A, "text": "q2", "internal_id": "iid-b"}
         )
-    assert "waiting" in reply["error"] and "send a prompt instead" in reply["error"]
+    assert "would deadlock" in reply["error"] and "send_prompt" in reply["error"]
 
 
 async def test_a_taken_over_session_client_is_told_closed_and_announced(

@@ -540,6 +540,7 @@ async def _daemon_only(run: Run, daemon: Target) -> None:
         await _never_answer(run, daemon)
         await _churn(run, daemon)
         await _cli(run, daemon)
+        await _mcp(run, daemon)
         await _idle(run, daemon)
         sessions.cancel_scope.cancel()
 
@@ -845,6 +846,21 @@ async def _cli(run: Run, daemon: Target) -> None:
         )
     )
     run.details["cli"] = cli_details
+
+
+async def _mcp(run: Run, daemon: Target) -> None:
+    """``ccc mcp`` start-up and tool calls next to the CLI (mcp.py)."""
+    from . import mcp
+
+    size = run.size
+    for row in await mcp.mcp_rows(
+        daemon.socket,
+        SESSIONS[3],
+        startups=size.startups,
+        calls=size.cli_runs,
+        cli_runs=max(5, size.cli_runs // 3),
+    ):
+        run.add(Row(**row))
 
 
 async def _idle(run: Run, daemon: Target) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import trio
 
 from .. import protocol
+from ..askgraph import AskCycle, AskGraph
 from ..events import EventBus
 from ..routing import RoutingError
 from ..server import Conn
@@ -54,7 +55,7 @@ class Asks:
         self.events = events
         self.store = store
         self.cancel_row = cancel_row  # async (row id) → None: drop a still-queued prompt
-        self.waiting: dict[str, set[str]] = {}  # asker session key → asked session keys
+        self.graph = AskGraph()  # asks in flight, by session key: refuses a cycle
 
     def _asker_key(self, msg: protocol.Ask) -> str | None:
         data = msg.data or {}
@@ -67,20 +68,6 @@ class Asks:
             if info is not None:
                 return info.key
         return None
-
-    def _would_cycle(self, asker: str, target: str) -> bool:
-        """Whether ``target`` is (transitively) waiting on an ask to ``asker``."""
-        seen: set[str] = set()
-        stack = [target]
-        while stack:
-            key = stack.pop()
-            if key == asker:
-                return True
-            if key in seen:
-                continue
-            seen.add(key)
-            stack.extend(self.waiting.get(key, ()))
-        return False
 
     async def ask(self, msg: protocol.Ask, sender: Conn | None) -> dict[str, Any]:
         data = msg.data or {}
@@ -105,20 +92,17 @@ class Asks:
                 f"session {sid} cannot ask itself: it would wait for the end of the very turn "
                 "that is waiting; use ccc prompt to queue a prompt for later instead"
             )
-        if asker is not None and key is not None and self._would_cycle(asker, key):
-            raise RoutingError(
-                f"session {sid} is itself waiting (directly or through others) for an answer "
-                "from the asking session: both would wait until they time out; send a prompt "
-                "instead (ccc prompt / send_prompt), or answer its question first"
-            )
+        if asker is not None and key is not None:
+            try:
+                self.graph.begin(asker, key)
+            except AskCycle as exc:
+                raise RoutingError(str(exc)) from None
         events_in, events_out = trio.open_memory_channel[dict[str, Any]](math.inf)
 
         def listener(event: dict[str, Any]) -> None:
             if key is not None and event.get("key") == key:
                 events_in.send_nowait(event)
 
-        if asker is not None and key is not None:
-            self.waiting.setdefault(asker, set()).add(key)
         state: dict[str, Any] = {"delivered": False, "queued_id": None}
         try:
             with self.events.listen(listener):
@@ -137,11 +121,7 @@ class Asks:
         finally:
             events_in.close()
             if asker is not None and key is not None:
-                asked = self.waiting.get(asker)
-                if asked is not None:
-                    asked.discard(key)
-                    if not asked:
-                        del self.waiting[asker]
+                self.graph.end(asker, key)
 
     async def _ask(
         self,

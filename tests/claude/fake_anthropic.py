@@ -12,6 +12,9 @@ Endpoints:
 Replies are deterministic, computed from the last user text (the last text block of the last user
 message, with `<system-reminder>` wrappers removed):
 - `TOOL: <cmd>` → a text block and a Bash `tool_use` running `<cmd>` (permission-dialog tests);
+- `MCP: <tool> <json>` → a `tool_use` of the MCP tool `mcp__ccc__<tool>` (or the full `mcp__…`
+  name) with `<json>` as its input (first `WaitForMcpServers` if the server is not connected yet),
+  then, with its result, `ECHO: tool said: …`;
 - `SLOW<n>: <text>` → `ECHO: <text>` streamed over n seconds (a busy session);
 - a tool result alone in the last message → `ECHO: tool said: <first 200 chars>`;
 - otherwise `ECHO: <text>`.
@@ -74,9 +77,45 @@ def _last_tool_result(messages: list[dict[str, Any]]) -> str | None:
     return None
 
 
+# At the start of the text or of a line (a routed prompt has a sender header line first).
+_MCP_RE = re.compile(r"(?:\A|\n)MCP:[ \t]*(\S+)[ \t]*(.*)\Z", re.S)
+
+
+def _mcp_call(
+    text: str, tools: set[Any], msgs: list[dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """For `MCP: <tool> <json>`: the tool_use of that MCP tool, or of `WaitForMcpServers` while
+    Claude Code has not connected the server yet; None once the tool was called (or is unknown)."""
+    m = _MCP_RE.search(text)
+    if not m:
+        return None
+    name = m.group(1) if m.group(1).startswith("mcp__") else f"mcp__ccc__{m.group(1)}"
+    called = {
+        b.get("name")
+        for msg in msgs
+        if msg.get("role") == "assistant" and isinstance(msg.get("content"), list)
+        for b in msg["content"]
+        if isinstance(b, dict) and b.get("type") == "tool_use"
+    }
+    if name in called:
+        return None
+    if name in tools:
+        tool_input = json.loads(m.group(2) or "{}")
+    elif "WaitForMcpServers" in tools and "WaitForMcpServers" not in called:
+        name, tool_input = "WaitForMcpServers", {}
+    else:
+        return None
+    tool_use = {"type": "tool_use", "id": "toolu_fake_" + uuid.uuid4().hex[:20], "name": name,
+                "input": tool_input}  # fmt: skip
+    return [{"type": "text", "text": f"ECHO: calling {name}"}, tool_use]
+
+
 def plan_reply(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str, float]:
     """The reply to a Messages request: (content blocks, stop_reason, seconds to spread the stream over)."""
     msgs = body.get("messages") or []
+    tools = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
+    if (call := _mcp_call(last_user_text(msgs), tools, msgs)) is not None:
+        return call, "tool_use", 0.0
     result = _last_tool_result(msgs)
     # After a rejected tool call the next prompt shares one user message with the tool result:
     # answer the typed text then, and the tool result only when it is alone.
@@ -197,6 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
             stream=bool(body.get("stream")),
             n_messages=len(msgs),
             n_tools=len(body.get("tools") or []),
+            tool_names=[t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)],
             last_user_text=last_user_text(msgs),
             reply=[b.get("text") or f"tool_use:{b.get('name')}" for b in blocks],
         )
