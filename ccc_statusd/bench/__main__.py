@@ -534,6 +534,14 @@ async def _routing(run: Run, daemon: Target, relay: Target, pingpong: Target) ->
     run.rows.extend(storm_rows.rows)
 
 
+async def _hostile(run: Run, daemon: Target) -> None:
+    """Non-reading clients, orphaned asks and a subscriber flood at once (hostile.py)."""
+    from . import hostile
+
+    for row in await hostile.run_hostile(daemon.socket, lambda: daemon.sample().rss_kib):
+        run.add(Row(**row))
+
+
 async def _daemon_only(run: Run, daemon: Target) -> None:
     async with trio.open_nursery() as sessions:
         await load.start_sessions(sessions, daemon.socket, SESSIONS)
@@ -541,6 +549,7 @@ async def _daemon_only(run: Run, daemon: Target) -> None:
         await _churn(run, daemon)
         await _cli(run, daemon)
         await _mcp(run, daemon)
+        await _hostile(run, daemon)
         await _idle(run, daemon)
         sessions.cancel_scope.cancel()
 
