@@ -127,8 +127,9 @@ class Peers:
     async def query(self, name: str, **fields: Any) -> Any:
         return (await self.request({"type": "query", "query": name, **fields})).get("data")
 
-    async def rows(self) -> list[dict[str, Any]]:
-        data = await self.query("list_sessions")
+    async def rows(self, *, everything: bool = False) -> list[dict[str, Any]]:
+        """Live sessions (``everything``: also ended ones and transcript history)."""
+        data = await self.query("list_sessions", data={"all": True} if everything else None)
         return [r for r in data or [] if isinstance(r, dict)]
 
     def caller(self, rows: list[dict[str, Any]]) -> Caller:
@@ -196,8 +197,14 @@ def _describe_send(reply: Mapping[str, Any], target: str, kind: str) -> dict[str
             f"moment"
             + (f"; cancel with cancel_scheduled id {data['id']}" if data.get("id") else "")
         )
-    elif status in ("delivered", "submitted"):
-        out["message"] = f"{kind} {status} to session {short_id(sid)}"
+    elif status == "submitted":
+        out["message"] = f"{kind} submitted to session {short_id(sid)} (Claude Code took it)"
+    elif status == "typed":
+        out["message"] = (
+            f"{kind} typed into session {short_id(sid)}; Claude Code has not confirmed it yet"
+        )
+    elif status == "delivered":
+        out["message"] = f"{kind} delivered to session {short_id(sid)}"
     else:
         out["message"] = f"{kind} for session {short_id(sid)}: {status}"
     return out
@@ -256,7 +263,7 @@ def build_server(peers: Peers) -> MCPServer:
         (idle, busy, waiting for permission, failed, ended), working directory, git branch,
         model, context-window use in percent and queued messages. Live sessions only unless
         `all` is true. The entry marked `you` is the session calling this tool."""
-        rows = await peers.rows()
+        rows = await peers.rows(everything=all)
         caller = peers.caller(rows)
         pending: dict[str, int] = {}
         for r in await peers.query("list_scheduled") or []:
@@ -339,9 +346,9 @@ def build_server(peers: Peers) -> MCPServer:
                 ),
                 lambda: _wait_unqueued(peers, str(queued_id), DEFAULT_SEND_WAIT_S),
             )
-            out["status"] = "delivered"
+            out["status"] = "typed"
             out["message"] = (
-                f"prompt delivered to session {short_id(out['session_id'])} (it was queued first)"
+                f"prompt typed into session {short_id(out['session_id'])} (it was queued first)"
             )
         return out
 
