@@ -28,6 +28,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .client import Client, ClientError, DaemonNotRunning, default_socket_path, display, not_running
+from .eventfmt import ago
 from .listing import last_activity, sort_sessions
 from .paths import Paths
 from .sendcmd import (
@@ -563,18 +564,6 @@ def _context_pct(rec: dict[str, Any]) -> float | None:
     if isinstance(ctx, dict) and isinstance(ctx.get("used_percentage"), int | float):
         return float(ctx["used_percentage"])
     return None
-
-
-def ago(seconds: float) -> str:
-    """A duration as people say it: ``45s``, ``12m``, ``3h05m``, ``2d4h``."""
-    s = int(max(seconds, 0))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600}h"
 
 
 def _shorten(text: str, width: int) -> str:
