@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import DaemonConfig
-from .paths import FILE_MODE, Paths, display
+from .oserrors import describe_error, describe_os_error
+from .paths import FILE_MODE, Paths, UnsafeCacheDir, display
 
 if TYPE_CHECKING:
     import trio
@@ -52,7 +53,16 @@ class StartupError(Exception):
 
 def acquire_pid_lock(paths: Paths) -> int:
     """Open and exclusively lock ``daemon.pid``; returns the fd (held for the daemon's life)."""
-    fd = os.open(paths.pid, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    fd = os.open(
+        paths.pid,
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+        FILE_MODE,
+    )
+    try:
+        _require_regular(fd, paths.pid)
+    except BaseException:
+        os.close(fd)
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -67,6 +77,20 @@ def acquire_pid_lock(paths: Paths) -> int:
         ) from None
     os.fchmod(fd, FILE_MODE)
     return fd
+
+
+def _require_regular(fd: int, path: Path) -> None:
+    import stat
+
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        from .safeio import kind_of
+
+        raise UnsafeCacheDir(
+            path,
+            f"is {kind_of(st.st_mode)} owned by uid {st.st_uid}, not a regular file of yours; "
+            f"remove it (rm -r {path}) and start again",
+        )
 
 
 def write_pid(fd: int) -> None:
@@ -163,8 +187,17 @@ def setup_logging(paths: Paths | None, level: str) -> None:
     stderr.setFormatter(fmt)
     root.addHandler(stderr)
     if paths is not None:
-        if not paths.log.exists():
-            os.close(os.open(paths.log, os.O_CREAT | os.O_WRONLY, FILE_MODE))
+        # Create it, and make sure it is a regular file of ours before the handler opens it by
+        # name: a planted symlink is not followed, a FIFO does not hang start-up.
+        fd = os.open(
+            paths.log,
+            os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            FILE_MODE,
+        )
+        try:
+            _require_regular(fd, paths.log)
+        finally:
+            os.close(fd)
         fileh = logging.handlers.RotatingFileHandler(
             paths.log, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
         )
@@ -251,8 +284,11 @@ async def run_daemon(
         finally:
             with trio.CancelScope(shield=True):
                 await listener.aclose()
-                with trio.move_on_after(5):
-                    await hub.flush_metadata()
+                try:
+                    with trio.move_on_after(5):
+                        await hub.flush_metadata()
+                except Exception as exc:  # a full disk must not keep the database from closing
+                    log.error("final metadata flush failed: %s", describe_error(exc))
                 await store.aclose()
             log.info("ccc-statusd stopped")
 
@@ -396,25 +432,89 @@ def raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+class _EarlyStop(BaseException):
+    """SIGTERM/SIGINT arrived while start-up ran outside the event loop."""
+
+
+class _StartupSignals:
+    """SIGTERM/SIGINT from the first instant: recorded while the claim is taken, raised as
+    :class:`_EarlyStop` while trio loads (then ``main`` releases the claim and exits 0), and
+    recorded again once the loop starts, where :func:`_serve` picks them up."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.raising = False
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handler)
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self.received = signum
+        if self.raising:
+            self.raising = False
+            raise _EarlyStop(signum)
+
+
+def release(claimed: Claim, paths: Paths) -> None:
+    """Undo :func:`claim` (a stop before the event loop ran): close, then remove our files."""
+    claimed.sock.close()
+    _unlink(paths.socket)
+    _unlink(paths.pid)
+    os.close(claimed.pid_fd)
+
+
+async def _serve(config: DaemonConfig, claimed: Claim, early: _StartupSignals) -> None:
+    """``run_daemon`` with SIGTERM/SIGINT honoured during its own start-up too (opening the
+    database, loading sessions), before its signal task takes over."""
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    log.info("%s during start-up: shutting down", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            if early.received is not None:
+                log.info("%s during start-up: shutting down", signal.Signals(early.received).name)
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(stop_on_signal)
+            await run_daemon(config, handle_signals=True, claimed=claimed)
+            nursery.cancel_scope.cancel()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     try:
         config.paths.ensure_dir()
+        config.paths.check_fixed_files()
+    except UnsafeCacheDir as exc:
+        print(f"ccc-statusd: refusing to start: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"ccc-statusd: cannot create {config.paths.cache_dir}: {exc.strerror}; set CCC_CACHE_DIR to a writable dir",
             file=sys.stderr,
         )
         return 1
-    setup_logging(config.paths, config.log_level)
+    try:
+        setup_logging(config.paths, config.log_level)
+    except OSError as exc:
+        print(f"ccc-statusd: cannot open the log: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     raise_fd_limit(config.max_connections + 256)
     # Worker threads (SQLite, cache files) hold the GIL for up to the switch interval (5 ms by
     # default) each time the event loop wants it back; 1 ms bounds those stalls.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    early = _StartupSignals()
+    early.install()  # from here on a SIGTERM/SIGINT is a clean stop, never the default action
     try:
         claimed = claim(config.paths)
-    except StartupError as exc:
+    except (StartupError, UnsafeCacheDir) as exc:
         print(f"ccc-statusd: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -423,12 +523,25 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    import trio
-
     try:
-        trio.run(partial(run_daemon, config, handle_signals=True, claimed=claimed))
+        early.raising = True
+        if early.received is not None:
+            raise _EarlyStop(early.received)
+        import trio
+
+        early.raising = False
+    except _EarlyStop:
+        early.raising = False
+        log.info("signal during start-up: shutting down")
+        release(claimed, config.paths)
+        return 0
+    try:
+        trio.run(partial(_serve, config, claimed, early))
     except KeyboardInterrupt:
         return 0
+    except OSError as exc:
+        log.error("ccc-statusd stopped: %s", describe_os_error(exc))
+        return 1
     return 0
 
 

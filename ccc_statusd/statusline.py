@@ -54,6 +54,7 @@ import time
 from ccc_statusd import fastjson
 from ccc_statusd.client import default_socket_path
 from ccc_statusd.hookcmd import identified_message
+from ccc_statusd.safeio import read_bounded
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -415,7 +416,11 @@ def render(
 
 def read_git_branch(start: str) -> str | None:
     """The branch checked out in the repository containing ``start``, from ``.git/HEAD``
-    (7-char sha when detached); None when not in a repository. Never runs git."""
+    (7-char sha when detached); None when not in a repository. Never runs git.
+
+    Every read goes through :mod:`ccc_statusd.safeio`: a FIFO or device named ``HEAD`` (or
+    ``.git``) is not opened for a blocking read, so the status line always prints.
+    """
     try:
         path = os.path.abspath(start)
         for _ in range(MAX_GIT_SEARCH_DEPTH):
@@ -425,14 +430,14 @@ def read_git_branch(start: str) -> str | None:
                 head = os.path.join(dotgit, "HEAD")
             elif os.path.isfile(dotgit):
                 # A worktree or submodule: ".git" is a file saying where the real dir is.
-                with open(dotgit, encoding="utf-8", errors="replace") as f:
-                    first = f.read(4096).strip()
-                if first.startswith("gitdir:"):
-                    gitdir = os.path.join(path, first[len("gitdir:") :].strip())
+                first = read_bounded(dotgit, 4096, truncate=True)
+                first_text = first.decode("utf-8", "replace").strip()
+                if first_text.startswith("gitdir:"):
+                    gitdir = os.path.join(path, first_text[len("gitdir:") :].strip())
                     head = os.path.join(gitdir, "HEAD")
             if head is not None:
-                with open(head, encoding="utf-8", errors="replace") as f:
-                    text = f.read(4096).strip()
+                raw = read_bounded(head, 4096, truncate=True)
+                text = raw.decode("utf-8", "replace").strip()
                 if text.startswith("ref:"):
                     ref = text[4:].strip()
                     return _clean(ref.removeprefix("refs/heads/"), 80) or None

@@ -39,6 +39,7 @@ import sqlite_utils
 import trio
 import watchfiles
 
+from ..safeio import open_regular
 from ..store import write_transaction
 from .transcript_parse import TranscriptAggregate
 
@@ -179,7 +180,13 @@ class TranscriptIndex:
         deletes: list[str] = []
         for path, config_dir in items:
             row = rows.get(str(path))
-            result = self._scan_one(path, config_dir, row)
+            try:
+                result = self._scan_one(path, config_dir, row)
+            except (OSError, ValueError) as exc:
+                # One bad file (unreadable, a FIFO, a name that cannot be encoded) must not
+                # keep the others of its batch from being indexed.
+                log.warning("transcript %r skipped: %s", str(path), exc)
+                continue
             if result is None:
                 continue
             agg, new_row = result
@@ -244,7 +251,9 @@ class TranscriptIndex:
             return None
 
         try:
-            with open(path, "rb") as f:
+            # safeio: non-blocking, and fstat must say "regular file" (a FIFO swapped in
+            # after the stat above is refused, not read)
+            with os.fdopen(open_regular(path), "rb") as f:
                 if not restart and row is not None and row["offset"] > 0:
                     head = f.read(min(row["offset"], HEAD_FINGERPRINT_BYTES))
                     restart = _fingerprint(head) != row["head_hash"]
@@ -339,8 +348,11 @@ def _dedupe_dirs(dirs: Iterable[Path]) -> dict[Path, Path]:
     for d in sorted(Path(x).expanduser() for x in dirs):
         try:
             real = d.resolve()
-        except OSError:
+        except (OSError, RuntimeError):
             real = d
+        except ValueError as exc:  # a name that cannot be encoded: not a dir we can watch
+            log.warning("config dir %r cannot be used as a path (%s); not watched", d, exc)
+            continue
         out.setdefault(real, d)
     return {v: real for real, v in out.items()}
 
@@ -474,7 +486,10 @@ class _Watch:
                             )
                             continue
                         if changed:
-                            await _maybe_await(on_change(changed))
+                            try:
+                                await _maybe_await(on_change(changed))
+                            except Exception:
+                                log.exception("reporting changed transcripts failed; going on")
             except OSError:
                 # Too many inotify watches, a projects/ dir removed under us, ...: the periodic
                 # rescan still covers every file, only with rescan latency.
