@@ -45,6 +45,7 @@ from .fastcli import (
     use_colour,
 )
 from .paths import Paths
+from .termsafe import clean, clean_tree
 
 # When a rate-limit window resets, wait this much longer before sending: the reset time is the
 # server's, our clock may be a little ahead, and a prompt sent a second early fails again.
@@ -209,7 +210,9 @@ def ask(
     """Send a prompt, wait for the turn it starts to end, and print the assistant's reply."""
     state = _state(ctx)
     try:
-        timeout_s = parse_duration(timeout, "--timeout")
+        timeout_s = parse_duration(timeout, "--timeout", MAX_ASK_TIMEOUT_S)
+        if timeout_s <= 0:
+            raise ValueError(f"--timeout {timeout!r} must be longer than 0 s; write e.g. 10m")
         body = text_arg(text, "TEXT")
     except (ValueError, UsageError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
@@ -227,7 +230,7 @@ def ask(
             f"session {reply.get('session_id') or session} finished its turn but left no reply text"
         )
     else:
-        print(answer)
+        print(clean(str(answer), keep_newlines=True))
 
 
 @app.command()
@@ -261,7 +264,9 @@ _EVENT_COLOURS = {"idle": "32", "busy": "33", "waiting": "35", "failed": "31", "
 
 
 def format_event(event: dict[str, Any], *, colour: bool = False) -> str:
-    """One human line: time, short session id, what happened."""
+    """One human line: time, short session id, what happened (session data cleaned of
+    terminal escapes: a branch or message text cannot retitle or clear the terminal)."""
+    event = clean_tree(event)
     when = datetime.fromtimestamp(float(event.get("time") or time.time())).strftime("%H:%M:%S")
     sid = (event.get("session_id") or event.get("key") or "-")[:8]
     kind = event.get("event", "?")
@@ -440,6 +445,8 @@ def session_row(rec: dict[str, Any], now: float) -> list[str]:
 def print_table(
     headers: list[str], rows: list[list[str]], colours: list[list[str | None]] | None = None
 ) -> None:
+    """Rows of session data as columns; every cell is cleaned of terminal escapes first."""
+    rows = [[clean(cell) for cell in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
@@ -706,21 +713,41 @@ schedule_app = typer.Typer(
 )
 app.add_typer(schedule_app, name="schedule")
 
-_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# Each part at most 9 digits: a longer number is a typo, and must not become a 4,300-digit
+# int, an OverflowError in datetime, or a row SQLite cannot hold (issue 14 item 18).
+_DURATION_RE = re.compile(r"^(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9})s?)?$")
 _CLOCK_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
+# How far ahead a message can be scheduled, and the longest `ccc ask` wait (the daemon's cap).
+MAX_SCHEDULE_AHEAD_S = 366 * 86400
+MAX_ASK_TIMEOUT_S = 7 * 86400
 
-def parse_duration(text: str, option: str = "--in") -> int:
-    """``90s``, ``10m``, ``2h``, ``1h30m``, ``1d`` → seconds; ValueError with the sentence."""
+
+def _span(seconds: float) -> str:
+    days = seconds / 86400
+    return f"{days:g} days" if days >= 1 else f"{seconds:g} s"
+
+
+def parse_duration(text: str, option: str = "--in", max_s: int = MAX_SCHEDULE_AHEAD_S) -> int:
+    """``90s``, ``10m``, ``2h``, ``1h30m``, ``1d``, a bare number of seconds → seconds, at most
+    ``max_s``; ValueError with the sentence (checked before anything is stored or sent)."""
     m = _DURATION_RE.match(text.strip().lower())
     if not text.strip() or not m or not any(m.groups()):
-        raise ValueError(f"{option} {text!r} is not a duration; write e.g. 90s, 10m, 2h or 1h30m")
+        raise ValueError(
+            f"{option} {text!r} is not a duration; write e.g. 90s, 10m, 2h, 1h30m or 1d"
+        )
     d, h, mi, s = (int(g or 0) for g in m.groups())
-    return ((d * 24 + h) * 60 + mi) * 60 + s
+    total = ((d * 24 + h) * 60 + mi) * 60 + s
+    if total > max_s:
+        raise ValueError(
+            f"{option} {text!r} is too far ahead: at most {_span(max_s)}; give a shorter duration"
+        )
+    return total
 
 
 def parse_at(text: str, now: datetime) -> datetime:
-    """``14:30`` (the next such local time) or ISO 8601 → an aware datetime; ValueError."""
+    """``14:30`` (the next such local time) or ISO 8601 → an aware datetime, in the future and
+    at most :data:`MAX_SCHEDULE_AHEAD_S` ahead; ValueError."""
     now = now.astimezone()
     m = _CLOCK_RE.match(text.strip())
     if m:
@@ -731,15 +758,20 @@ def parse_at(text: str, now: datetime) -> datetime:
         return due if due > now else due + timedelta(days=1)
     try:
         due = datetime.fromisoformat(text.strip())
-    except ValueError:
+        if due.tzinfo is None:
+            due = due.astimezone()  # a naive time is local time
+    except (ValueError, OverflowError, OSError):
         raise ValueError(
             f"--at {text!r} is neither a time of day nor an ISO 8601 date-time; write e.g. "
             "14:30 or 2025-06-01T09:00"
         ) from None
-    if due.tzinfo is None:
-        due = due.astimezone()  # a naive time is local time
     if due <= now:
         raise ValueError(f"--at {text!r} is in the past; give a future time")
+    if (due - now).total_seconds() > MAX_SCHEDULE_AHEAD_S:
+        raise ValueError(
+            f"--at {text!r} is too far ahead: at most {_span(MAX_SCHEDULE_AHEAD_S)}; "
+            "give an earlier time"
+        )
     return due
 
 
@@ -789,7 +821,10 @@ def _rate_limit_reset(state: State, sid: str, records: list[dict[str, Any]] | No
 
 
 def _when(send_at: float, trigger: str, now: float) -> str:
-    due = datetime.fromtimestamp(send_at).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        due = datetime.fromtimestamp(send_at).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a row no version of ccc should have stored
+        due = f"epoch {send_at:g}"
     if trigger in ("when_idle", "idle") and send_at <= now + 1:
         return "at its next idle moment"
     idle = ", then at its next idle moment" if trigger == "when_idle" else ""
@@ -878,15 +913,25 @@ def schedule_add(
     if after_limit_reset:
         send_at = _rate_limit_reset(state, sid, records)
     trigger = "when_idle" if when_idle else "at"
+    from .oserrors import describe_error, is_disk_full
     from .store import Store
 
-    state.paths.ensure_dir()
-    store = Store(state.paths.db)
+    try:
+        state.paths.ensure_dir()
+        state.paths.check_fixed_files()
+        store = Store(state.paths.db)
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"cannot open the schedule: {describe_error(exc)}") from None
     try:
         row = store.add_scheduled(
             sid, message, int(send_at), trigger=trigger, sender="ccc schedule"
         )
-    except sqlite3.Error as exc:
+    except (OSError, sqlite3.Error) as exc:
+        if is_disk_full(exc):
+            raise fail(
+                f"cannot write the schedule to {display(str(state.paths.db))}: "
+                f"{describe_error(exc)}; nothing was scheduled"
+            ) from None
         raise fail(
             f"cannot write the schedule to {display(str(state.paths.db))} ({exc}); check the file and try again"
         ) from None
@@ -957,7 +1002,13 @@ def schedule_cancel(
     state = _state(ctx)
     if not state.paths.db.exists():
         raise fail(f"no scheduled message matches {id!r}; list them with: ccc schedule list")
-    store = Store(state.paths.db)
+    from .oserrors import describe_error
+
+    try:
+        state.paths.check_fixed_files()
+        store = Store(state.paths.db)
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"cannot open the schedule: {describe_error(exc)}") from None
     try:
         matches = store.match_scheduled(id)
         if not matches:
@@ -967,6 +1018,8 @@ def schedule_cancel(
                 f"id prefix {id!r} is ambiguous: it matches {', '.join(sorted(matches))}; give more characters"
             )
         deleted = store.delete_scheduled(matches[0])
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"cannot change the schedule: {describe_error(exc)}") from None
     finally:
         store.close()
     if not deleted:

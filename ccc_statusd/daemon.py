@@ -432,18 +432,14 @@ def raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-class _EarlyStop(BaseException):
-    """SIGTERM/SIGINT arrived while start-up ran outside the event loop."""
-
-
 class _StartupSignals:
-    """SIGTERM/SIGINT from the first instant: recorded while the claim is taken, raised as
-    :class:`_EarlyStop` while trio loads (then ``main`` releases the claim and exits 0), and
-    recorded again once the loop starts, where :func:`_serve` picks them up."""
+    """SIGTERM/SIGINT from the first instant of start-up: recorded (never the default action,
+    which would leave the socket and pid file behind) until the event loop takes over; then
+    ``main`` or :func:`_serve` stops cleanly. Recording only, never raising: an exception raised
+    from a signal handler in the middle of an import can be swallowed or leave it half done."""
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self.raising = False
 
     def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -451,9 +447,6 @@ class _StartupSignals:
 
     def _handler(self, signum: int, frame: object) -> None:
         self.received = signum
-        if self.raising:
-            self.raising = False
-            raise _EarlyStop(signum)
 
 
 def release(claimed: Claim, paths: Paths) -> None:
@@ -523,16 +516,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    try:
-        early.raising = True
-        if early.received is not None:
-            raise _EarlyStop(early.received)
-        import trio
+    import trio
 
-        early.raising = False
-    except _EarlyStop:
-        early.raising = False
-        log.info("signal during start-up: shutting down")
+    if early.received is not None:  # stopped while trio loaded: no need to start the loop
+        log.info("%s during start-up: shutting down", signal.Signals(early.received).name)
         release(claimed, config.paths)
         return 0
     try:

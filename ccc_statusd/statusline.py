@@ -55,6 +55,7 @@ from ccc_statusd import fastjson
 from ccc_statusd.client import default_socket_path
 from ccc_statusd.hookcmd import identified_message
 from ccc_statusd.safeio import read_bounded
+from ccc_statusd.termsafe import clean
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -108,7 +109,6 @@ _COLOURS = {
     "reset": "\x1b[0m",
 }
 # C0 controls and DEL, deleted by str.translate (``re`` would cost ~5 ms of start-up).
-_CONTROL_CHARS = dict.fromkeys([*range(0x20), 0x7F])
 _CSI_PARAMS = frozenset("0123456789;")
 
 FIELD_NAMES = (
@@ -168,7 +168,7 @@ def _human_tokens(n: float) -> str:
 
 def _clean(text: str, limit: int = 200) -> str:
     # Payload strings end up on the user's terminal: no escape sequences, no newlines.
-    return text.translate(_CONTROL_CHARS)[:limit]
+    return clean(text)[:limit]
 
 
 def _escape_end(text: str, pos: int) -> int:
