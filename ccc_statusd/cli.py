@@ -1084,11 +1084,24 @@ DryRunOpt = Annotated[
 
 @app.command()
 def install(
-    settings: SettingsOpt = None, profile: ProfileOpt = None, dry_run: DryRunOpt = False
+    settings: SettingsOpt = None,
+    profile: ProfileOpt = None,
+    dry_run: DryRunOpt = False,
+    create: Annotated[
+        bool,
+        typer.Option("--create", help="Create the --profile dir if it does not exist yet."),
+    ] = False,
 ) -> None:
     """Add ccc's hooks and statusLine to a Claude Code settings.json (a backup is kept)."""
     from . import install as inst
 
+    if profile is not None and not create and not profile.expanduser().is_dir():
+        raise fail(
+            f"--profile {display(str(profile))} is not an existing directory (a typo would "
+            f"create a profile Claude Code never reads); check the path, or create it with: "
+            f"ccc install --profile {profile} --create",
+            EXIT_USAGE,
+        )
     try:
         target = inst.default_settings_path(profile=profile, settings=settings)
         result = inst.install(target, inst.find_ccc(), dry_run=dry_run)

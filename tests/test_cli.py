@@ -800,7 +800,11 @@ def test_schedule_out_of_range_is_a_usage_error_and_stores_nothing(
 
 @pytest.mark.parametrize(
     ("timeout", "words"),
-    [("8d", "at most 7 days"), ("99999999999999999999d", "not a duration"), ("0s", "longer than 0")],
+    [
+        ("8d", "at most 7 days"),
+        ("99999999999999999999d", "not a duration"),
+        ("0s", "longer than 0"),
+    ],
 )
 def test_ask_timeout_out_of_range_is_a_usage_error(down: Paths, timeout: str, words: str) -> None:
     result = run_ccc(down, "ask", "abcd", "hi", "--timeout", timeout)
