@@ -17,6 +17,7 @@ import sys
 
 from . import fastjson
 from .client import SOCKET_NAME, default_cache_dir
+from .peercheck import foreign_server
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -220,6 +221,8 @@ def send_line(socket_path: str, line: bytes) -> bool:
     try:
         sock.settimeout(CONNECT_TIMEOUT_S)
         sock.connect(socket_path)
+        if foreign_server(sock, socket_path) is not None:
+            return False  # another user's socket: our payload never goes there
         sock.settimeout(SEND_TIMEOUT_S)
         sock.sendall(line)
         # Tell the daemon we will send nothing more; we close without reading its response.

@@ -54,6 +54,7 @@ import time
 from ccc_statusd import fastjson
 from ccc_statusd.client import default_socket_path
 from ccc_statusd.hookcmd import identified_message
+from ccc_statusd.peercheck import foreign_server
 from ccc_statusd.safeio import read_bounded
 from ccc_statusd.termsafe import clean
 
@@ -467,6 +468,8 @@ def exchange(
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(deadline_s)
         sock.connect(os.fspath(sock_path))
+        if foreign_server(sock, os.fspath(sock_path)) is not None:
+            return None  # another user's socket: the payload never goes there
         remaining = end - time.monotonic()
         if remaining <= 0:
             return None

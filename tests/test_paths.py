@@ -122,3 +122,50 @@ def test_explicit_cache_dir_of_another_uid_is_refused(base: Path) -> None:
     err = result.stderr.decode()
     assert result.returncode == 1, err
     assert f"chown 0 {d}" in err, err
+
+
+@root_only
+def test_clients_refuse_a_socket_served_by_another_user(base: Path) -> None:
+    """Issue 14 item 14: the attacker swapped the socket and read the victim's hook payloads.
+    Every client checks the listener's uid (SO_PEERCRED) before sending a byte."""
+    from ccc_statusd import hookcmd, statusline
+    from ccc_statusd.client import Client, DaemonNotRunning
+
+    os.chmod(base, 0o777)
+    sock_path = base / "daemon.sock"
+    got = base / "got"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os,socket,sys\n"
+            f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+            "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777)\n"
+            "s.listen(8); print('ready', flush=True)\n"
+            "data = b''\n"
+            "for _ in range(3):\n"
+            "    c, _ = s.accept(); c.settimeout(1)\n"
+            "    try:\n"
+            "        data += c.recv(65536)\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "    c.close()\n"
+            "open(sys.argv[2], 'wb').write(data)\n",
+            str(sock_path),
+            str(got),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline() == b"ready\n"
+        with pytest.raises(DaemonNotRunning, match=f"served by uid {NOBODY}"):
+            Client(sock_path, timeout=5).query("ping")
+        assert hookcmd.send_line(str(sock_path), b'{"type":"hook","data":{"secret":1}}\n') is False
+        assert statusline.exchange(sock_path, b'{"type":"statusline"}\n', 2.0) is None
+        server.wait(timeout=20)
+        assert got.read_bytes() == b"", "nothing reached the other user's socket"
+    finally:
+        server.kill()
+        server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
