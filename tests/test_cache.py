@@ -47,3 +47,27 @@ def test_write_does_not_write_through_a_planted_temp(paths: Paths, tmp_path: Pat
     os.mkfifo(paths.cache_dir / ".fifo-0001.tmp")
     with pytest.raises(OSError):
         write_session_cache(paths, "fifo-0001", {"a": 1})
+
+
+def test_full_disk_write_says_so_and_leaves_no_temp(paths: Paths) -> None:
+    """Issue 14 item 4: on a full disk the error names the disk, not "internal error"."""
+    import errno
+    import subprocess
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    mnt = Path(tempfile.mkdtemp(dir="/tmp", prefix="cccfull"))
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        small = Paths(mnt / "c")
+        small.ensure_dir()
+        with pytest.raises(OSError) as exc:
+            write_session_cache(small, "full-0001", {"blob": "x" * 200_000})
+        assert exc.value.errno == errno.ENOSPC
+        assert "the disk is full" in str(exc.value) and "df -h" in str(exc.value)
+        assert not (small.cache_dir / ".full-0001.tmp").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+        os.rmdir(mnt)
