@@ -126,10 +126,12 @@ class Claim:
 def claim(paths: Paths) -> Claim:
     """Take the pid lock, make sure no daemon answers, bind the socket (0600), write the pid.
 
-    Plain stdlib, no event loop. Raises StartupError when another daemon runs, OSError when a
-    non-socket file is in the way.
+    Plain stdlib, no event loop. Raises StartupError when another daemon runs, UnsafeCacheDir
+    when the cache dir or a fixed file in it is not safely ours, OSError when a non-socket file
+    is in the way.
     """
     paths.ensure_dir()
+    paths.check_fixed_files()  # a planted symlink/dir/FIFO is refused before anything opens it
     pid_fd = acquire_pid_lock(paths)
     try:
         if socket_answers(paths.socket):
