@@ -482,8 +482,16 @@ def print_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -
 def open_store_readonly(db_path: Path) -> Any:
     """A :class:`~ccc_statusd.store.Store` over a read-only connection, or None if there is no
     database. Read-only: with the daemon down we must not migrate, repair or create anything."""
+    from .paths import check_own_file
     from .store import Store
 
+    db = Path(db_path)
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            check_own_file(path)  # SQLite would block on a FIFO, follow a symlink
+        except OSError as exc:
+            note(f"not reading the schedule: {exc}")
+            return None
     return Store.open_readonly(db_path)
 
 

@@ -857,3 +857,16 @@ def test_format_event_cleans_session_data() -> None:
         line = cli.format_event(event, colour=False)
         _no_escapes(line)
         assert "evil" in line
+
+
+def test_sessions_with_daemon_down_never_hang_on_planted_files(down: Paths) -> None:
+    """Issue 14 item 7: a FIFO ``<sid>.json`` or ``scheduled.db`` hung ``ccc sessions`` with the
+    daemon down; ``/dev/zero`` as ``<sid>.json`` exhausted memory."""
+    down.ensure_dir()
+    os.mkfifo(down.cache_dir / "fifo-0001.json")
+    (down.cache_dir / "zero-0001.json").symlink_to("/dev/zero")
+    os.mkfifo(down.db)
+    result = run_ccc(down, "sessions")
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "not a regular file" in result.stderr, result.stderr
+    os.unlink(down.db)
