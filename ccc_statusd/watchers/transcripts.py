@@ -173,7 +173,7 @@ class TranscriptIndex:
 
     def scan_paths(self, items: Iterable[tuple[Path, Path | None]]) -> list[TranscriptAggregate]:
         """Scan several ``(path, config_dir or None)`` at once, committing in one transaction."""
-        items = [(Path(p), None if c is None else Path(c)) for p, c in items]
+        items = [(Path(p), None if c is None else Path(c)) for p, c in items if _usable(p, c)]
         rows = self._rows_for([p for p, _ in items])
         changed: list[TranscriptAggregate] = []
         upserts: list[dict[str, Any]] = []
@@ -334,6 +334,21 @@ class TranscriptIndex:
 
 
 # --------------------------------------------------------------------- the trio task
+
+
+def _usable(path: Path | str, config_dir: Path | str | None) -> bool:
+    """A path that can be stored and reported: valid UTF-8. A file name with other bytes (read
+    from disk as surrogate escapes) or a lone surrogate would fail the whole batch's
+    transaction, for ever; it cannot name a session anyway (ids are plain ASCII)."""
+    for p in (path, config_dir):
+        if p is None:
+            continue
+        try:
+            str(p).encode("utf-8")
+        except UnicodeEncodeError:
+            log.warning("transcript path %r is not valid UTF-8; skipped", str(p))
+            return False
+    return True
 
 
 async def _maybe_await(result: Awaitable[None] | None) -> None:
