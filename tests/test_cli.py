@@ -34,6 +34,8 @@ from ccc_statusd.client import Client, DaemonError, DaemonNotRunning, DaemonTime
 from ccc_statusd.paths import Paths
 from ccc_statusd.store import Store
 
+SENT = ("typed", "submitted")  # a prompt or command the session client typed
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CCC = str(BIN / "ccc")
@@ -252,7 +254,7 @@ def test_command_with_args_and_json(live: Paths, session: ScriptedSession) -> No
     )
     assert result.exit_code == 0, result.output
     reply = json.loads(result.stdout)
-    assert reply["status"] == "delivered" and reply["data"] == {"delivered_via": "scripted"}
+    assert reply["status"] in SENT and reply["data"] == {"delivered_via": "scripted"}
     msg = session.wait_for(1)[0]
     assert msg["name"] == "compact" and msg["text"] == "keep it short"
 
@@ -565,6 +567,24 @@ def test_schedule_cancel_ambiguous(down: Paths) -> None:
     )
 
 
+def test_schedule_cancel_too_late_and_list_states(down: Paths) -> None:
+    store = Store(down.db)
+    try:
+        store.add_scheduled("s-1", "being typed", 1, id="fly111")
+        store.claim_scheduled("fly111")
+        store.add_scheduled(
+            "s-1", "keep it", 1, id="cmd222", kind="command", command_name="compact"
+        )
+        store.add_scheduled("s-1", "x", 1, id="prk333")
+        store.release_scheduled("prk333", "bad command name", 1, park=True)
+    finally:
+        store.close()
+    late = invoke(down, "schedule", "cancel", "fly111")
+    assert late.exit_code == 1 and "too late" in late.stderr and "being typed" in late.stderr
+    listed = invoke(down, "schedule", "list").stdout
+    assert "typing now" in listed and "/compact keep it" in listed and "parked" in listed
+
+
 def test_schedule_with_daemon_down_then_picked_up(down: Paths) -> None:
     _seed_db(down, {"session_id": "later-0000-1111", "claude_config_dir": "/x"})
     result = run_ccc(down, "schedule", "later-00", "hello from the past", "--when-idle")
@@ -720,7 +740,7 @@ def test_default_socket_matches_paths() -> None:
 
 def test_blocking_client_api(live: Paths, session: ScriptedSession) -> None:
     with Client(live.socket) as c:
-        assert c.prompt(session.session_id[:8], "api")["status"] == "delivered"
+        assert c.prompt(session.session_id[:8], "api")["status"] in SENT
         assert c.command(session.session_id, "model", ["opus"])["session_id"] == session.session_id
         assert c.eval(session.session_id, "2*2")["data"] == "result of 2*2"
         assert c.query("ping") == "pong"
@@ -754,10 +774,8 @@ def test_async_client_on_both_backends(
     async def go() -> None:
         async with AsyncClient(live.socket) as c:
             assert await c.query("ping") == "pong"
-            assert (await c.prompt(session.session_id[:8], f"async {backend}"))[
-                "status"
-            ] == "delivered"
-            assert (await c.command(session.session_id, "clear"))["status"] == "delivered"
+            assert (await c.prompt(session.session_id[:8], f"async {backend}"))["status"] in SENT
+            assert (await c.command(session.session_id, "clear"))["status"] in SENT
             assert (await c.eval(session.session_id, "x"))["data"] == "result of x"
             async with anyio.create_task_group() as tg:  # concurrent requests share the connection
                 for _ in range(5):

@@ -14,6 +14,8 @@ from .conftest import LineClient, answer_routed
 from .fixtures import hook
 from .test_session_flow import attach, send_hook
 
+SENT = ("typed", "submitted")  # a prompt or command the session client typed
+
 SID = "6656f299-72c7-4382-8647-f94b8f7faaf3"
 
 
@@ -160,15 +162,15 @@ async def test_subscribe_streams_events_and_drops_slow_readers(daemon: Hub, conn
         n.start_soon(drain)
         for _ in range(2_000):
             await send_hook(hooks, big, "iid-flow")
-            if len(daemon.events.subscribers) == 1:
+            if len(daemon.events._subscribers) == 1:
                 break
         n.cancel_scope.cancel()
-    assert len(daemon.events.subscribers) == 1
+    assert len(daemon.events._subscribers) == 1
     await send_hook(hooks, hook("Stop", SID), "iid-flow")
     async with trio.open_nursery() as n:
         n.start_soon(answer_routed, session)
         ok = await hooks.request({"type": "prompt", "session_id": SID, "text": "still routing"})
-    assert ok["status"] == "delivered"
+    assert ok["status"] in SENT
 
 
 async def test_ccc_watch_prints_the_turn(daemon: Hub, connect, paths) -> None:
@@ -180,7 +182,7 @@ async def test_ccc_watch_prints_the_turn(daemon: Hub, connect, paths) -> None:
     )
     try:
         with trio.fail_after(20):
-            while not daemon.events.subscribers:  # noqa: ASYNC110 (a subprocess subscribes)
+            while not daemon.events._subscribers:  # noqa: ASYNC110 (a subprocess subscribes)
                 await trio.sleep(0.05)
             await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
             async with trio.open_nursery() as n:

@@ -86,7 +86,7 @@ async def test_transcript_appends_show_in_list_sessions(
     target.unlink()
 
     async def gone():
-        return SID not in hub.transcripts
+        return SID not in hub.directory.transcripts
 
     await wait_for(gone)
     assert (await client.request({"type": "query", "query": "ping"}))["data"] == "pong"

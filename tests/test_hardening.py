@@ -8,6 +8,7 @@ subprocess; the rest run the real daemon in-process on the test's nursery.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -36,6 +37,8 @@ from ccc_statusd.store import Store
 
 from .conftest import LineClient, answer_routed
 from .test_bad_input import PING, BlockingClient, ErrorLog, fd_count
+
+SENT = ("typed", "submitted")  # a prompt or command the session client typed
 
 MiB = 1024 * 1024
 
@@ -240,10 +243,17 @@ async def fuzz_batch(paths: Paths, lines: list[bytes], limit: int) -> None:
     others: list[dict[str, Any]] = []
     c = await open_client(paths)
     try:
+
+        async def send_all() -> None:
+            # A fuzzed register may claim a session id another batch holds: this connection
+            # is then taken over and closed (SPEC §4.6) while we are still sending.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await c.send(
+                    payload + b'{"type":"query","query":"ping","request_id":"batch-end"}\n'
+                )
+
         async with trio.open_nursery() as n:
-            n.start_soon(
-                c.send, payload + b'{"type":"query","query":"ping","request_id":"batch-end"}\n'
-            )
+            n.start_soon(send_all)
             while True:
                 msg = await c.recv()
                 if msg.get("type") != "response":
@@ -429,7 +439,7 @@ async def test_slow_consumer_cannot_stall_routing(paths: Paths, connect: Any) ->
                     {"type": "prompt", "session_id": "healthy-01", "text": f"hi {i}"}
                 )
                 latencies.append(trio.current_time() - t0)
-                assert reply["status"] == "delivered", reply
+                assert reply["status"] in SENT, reply
 
         async with trio.open_nursery() as n:
             n.start_soon(serve_healthy)
@@ -508,13 +518,13 @@ async def test_churn_returns_to_baseline(nursery: trio.Nursery, paths: Paths, co
     server = hub.server
 
     async def all_gone() -> bool:
-        return not server.conns and not server.clients
+        return not server.conns and not hub.clients.by_key
 
     await wait_for(all_gone)
     await hub.flush_metadata()
     assert await quiet_fd_count() == base_fds
     assert task_count() == base_tasks
-    assert len(hub.events.subscribers) == 0, "closed subscribers are still registered"
+    assert len(hub.events._subscribers) == 0, "closed subscribers are still registered"
     hub.registry.check_consistent()
     # Sessions with ids are remembered (that is their point); the rest are forgotten.
     assert len(hub.registry.sessions) <= 11, len(hub.registry.sessions)
@@ -895,7 +905,7 @@ async def test_reaper_closes_silent_session_clients(
     last = await silent.recv()
     assert "no heartbeat for" in last["error"] and "90 s" in last["error"]
     await assert_closed(silent)
-    assert hub.server is not None and set(hub.server.clients) == {"iid-alive"}
+    assert hub.server is not None and set(hub.clients.by_key) == {"iid-alive"}
     hub.registry.check_consistent()
     active = (await alive.request({"type": "query", "query": "active_sessions"}))["data"]
     assert [s["session_id"] for s in active] == ["alive-0001"]

@@ -40,6 +40,8 @@ FORBIDDEN = HEAVY + SLOW_STDLIB
 ALLOWED_EXTRA = frozenset({"__future__", "_json", "_socket", "errno"})
 SEND_PATH = (
     "ccc_statusd.fastcli",
+    "ccc_statusd.sendcmd",
+    "ccc_statusd.wire",
     "ccc_statusd.client",
     "ccc_statusd.hookcmd",
     "ccc_statusd.statusline",

@@ -158,6 +158,14 @@ class ProtocolMachine(RuleBasedStateMachine):
             last = old.read_to_eof()
             assert len(last) == 1 and "replaced" in last[0]["error"], last
             old.close()
+        if s is not None:
+            holder = self.owner.get(self.sid(s))
+            if holder is not None and holder != key and holder in self.conns:
+                # SPEC §4.6: a session id held by another live client is taken over; that
+                # client is told why and closed.
+                last = self.conns[holder].read_to_eof()
+                assert any("replaced" in (m.get("error") or "") for m in last), last
+                self._gone(holder)
         self.conns[key] = c
         self.current.setdefault(key, None)
         self.aliases.setdefault(key, [])
@@ -192,13 +200,28 @@ class ProtocolMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.conns)
     @rule(data=st.data())
-    def associate_from_the_wrong_connection(self, data: st.DataObject) -> None:
+    def associate_from_another_connection(self, data: st.DataObject) -> None:
+        """SPEC §4.6: the seed's hooks send ``associate`` from their own process."""
         key = data.draw(st.sampled_from(sorted(self.conns)))
         rid = self.rid()
         reply = self.sender.request(
             {"type": "associate", "internal_id": key, "session_id": self.sid(0), "request_id": rid}
         )
-        assert "not registered on this connection" in reply["error"] and reply["request_id"] == rid
+        assert reply.get("error") is None and reply["request_id"] == rid, reply
+        self._claim(key, self.sid(0))
+
+    @rule()
+    def associate_an_unregistered_client(self) -> None:
+        rid = self.rid()
+        reply = self.sender.request(
+            {
+                "type": "associate",
+                "internal_id": f"r{self.run}-nobody",
+                "session_id": self.sid(0),
+                "request_id": rid,
+            }
+        )
+        assert "is not registered" in reply["error"] and reply["request_id"] == rid
 
     @precondition(lambda self: self.conns)
     @rule(data=st.data())
@@ -346,7 +369,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                 for k, i in hub.registry.sessions.items()
                 if k.startswith(mine)
             }
-            clients = {k for k in hub.server.clients if k.startswith(mine)}  # type: ignore[union-attr]
+            clients = {k for k in hub.clients.by_key if k.startswith(mine)}  # type: ignore[union-attr]
             return s2i, infos, clients
 
         self.d.run(hub.flush_metadata)  # what the flusher does within 250 ms, now

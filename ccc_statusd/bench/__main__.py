@@ -241,6 +241,9 @@ def daemon_target(cache_dir: Path, timeout_s: float) -> Target:
         "--no-watchers",
         "--request-timeout",
         f"{timeout_s:g}",
+        # The load generator is one process holding up to 10,000 connections.
+        "--max-per-peer",
+        "100000",
     ]
     return Target(
         "ccc-statusd", cmd, str(cache_dir / "daemon.sock"), str(cache_dir / "bench-stderr.log"), env
