@@ -169,3 +169,20 @@ def test_clients_refuse_a_socket_served_by_another_user(base: Path) -> None:
         server.wait()
         if server.stdout is not None:
             server.stdout.close()
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm"])
+def test_store_never_opens_a_planted_database_file(base: Path, suffix: str) -> None:
+    """Issue 14 item 15: ``scheduled.db`` symlinked to an empty file was turned into a database
+    (and chmodded); every opener of the store refuses it."""
+    from ccc_statusd.store import Store
+
+    p = Paths(base / "c")
+    p.ensure_dir()
+    victim = base / "victim"
+    victim.write_bytes(b"")
+    os.chmod(victim, 0o644)
+    Path(str(p.db) + suffix).symlink_to(victim)
+    with pytest.raises(UnsafeCacheDir, match="symbolic link"):
+        Store(p.db)
+    assert victim.read_bytes() == b"" and (victim.stat().st_mode & 0o777) == 0o644
