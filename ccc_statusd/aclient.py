@@ -41,6 +41,7 @@ from .client import (
     query_message,
 )
 from .client import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
+from .peercheck import foreign_server
 
 
 class AsyncClient:
@@ -82,6 +83,11 @@ class AsyncClient:
             raise not_running(
                 self.socket_path, f"cannot connect to {display(self.socket_path)}: {exc.strerror}"
             ) from None
+        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        foreign = foreign_server(raw, self.socket_path) if raw is not None else None
+        if foreign is not None:
+            await stream.aclose()
+            raise not_running(self.socket_path, foreign)
         self._stream = stream
         self._reader = BufferedByteReceiveStream(stream)
 

@@ -14,12 +14,11 @@ when it starts), so it works with the daemon down too.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,10 +45,15 @@ from .sendcmd import (
     text_arg,
     use_colour,
 )
+from .termsafe import clean
+from .timespec import (
+    MAX_ASK_TIMEOUT_S,
+    RESET_MARGIN_S,
+    parse_at,
+    parse_duration,
+    parse_resets_at,
+)
 
-# When a rate-limit window resets, wait this much longer before sending: the reset time is the
-# server's, our clock may be a little ahead, and a prompt sent a second early fails again.
-RESET_MARGIN_S = 60
 # Width limits for the sessions table, so one long path does not push the rest off screen.
 CWD_WIDTH = 40
 TEXT_WIDTH = 50
@@ -271,7 +275,9 @@ def ask(
     """Send a prompt, wait for the turn it starts to end, and print the assistant's reply."""
     state = _state(ctx)
     try:
-        timeout_s = parse_duration(timeout, "--timeout")
+        timeout_s = parse_duration(timeout, "--timeout", MAX_ASK_TIMEOUT_S)
+        if timeout_s <= 0:
+            raise ValueError(f"--timeout {timeout!r} must be longer than 0 s; write e.g. 10m")
         body = text_arg(text, "TEXT")
     except (ValueError, UsageError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
@@ -289,7 +295,7 @@ def ask(
             f"session {reply.get('session_id') or session} finished its turn but left no reply text"
         )
     else:
-        print(answer)
+        print(clean(str(answer), keep_newlines=True))
 
 
 @app.command()
@@ -605,6 +611,8 @@ def session_row(rec: dict[str, Any], now: float) -> list[str]:
 def print_table(
     headers: list[str], rows: list[list[str]], colours: list[list[str | None]] | None = None
 ) -> None:
+    """Rows of session data as columns; every cell is cleaned of terminal escapes first."""
+    rows = [[clean(cell) for cell in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
@@ -656,8 +664,16 @@ def print_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -
 def open_store_readonly(db_path: Path) -> Any:
     """A :class:`~ccc_statusd.store.Store` over a read-only connection, or None if there is no
     database. Read-only: with the daemon down we must not migrate, repair or create anything."""
+    from .paths import check_own_file
     from .store import Store
 
+    db = Path(db_path)
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            check_own_file(path)  # SQLite would block on a FIFO, follow a symlink
+        except OSError as exc:
+            note(f"not reading the schedule: {exc}")
+            return None
     return Store.open_readonly(db_path)
 
 
@@ -892,61 +908,6 @@ schedule_app = typer.Typer(
 )
 app.add_typer(schedule_app, name="schedule")
 
-_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_CLOCK_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-
-
-def parse_duration(text: str, option: str = "--in") -> int:
-    """``90s``, ``10m``, ``2h``, ``1h30m``, ``1d`` → seconds; ValueError with the sentence."""
-    m = _DURATION_RE.match(text.strip().lower())
-    if not text.strip() or not m or not any(m.groups()):
-        raise ValueError(f"{option} {text!r} is not a duration; write e.g. 90s, 10m, 2h or 1h30m")
-    d, h, mi, s = (int(g or 0) for g in m.groups())
-    return ((d * 24 + h) * 60 + mi) * 60 + s
-
-
-def parse_at(text: str, now: datetime) -> datetime:
-    """``14:30`` (the next such local time) or ISO 8601 → an aware datetime; ValueError."""
-    now = now.astimezone()
-    m = _CLOCK_RE.match(text.strip())
-    if m:
-        hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-        if hour > 23 or minute > 59 or second > 59:
-            raise ValueError(f"--at {text!r} is not a time of day; write e.g. 14:30")
-        due = now.replace(hour=hour, minute=minute, second=second, microsecond=0)
-        return due if due > now else due + timedelta(days=1)
-    try:
-        due = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"--at {text!r} is neither a time of day nor an ISO 8601 date-time; write e.g. "
-            "14:30 or 2025-06-01T09:00"
-        ) from None
-    if due.tzinfo is None:
-        due = due.astimezone()  # a naive time is local time
-    if due <= now:
-        raise ValueError(f"--at {text!r} is in the past; give a future time")
-    return due
-
-
-def parse_resets_at(value: Any) -> float | None:
-    """``rate_limits.five_hour.resets_at`` as epoch seconds (seconds, milliseconds or ISO)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) / 1000 if value > 1e12 else float(value)
-    if isinstance(value, str):
-        try:
-            return parse_resets_at(float(value))
-        except ValueError:
-            pass
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return (dt if dt.tzinfo else dt.astimezone()).timestamp()
-    return None
-
 
 def _rate_limit_reset(state: State, sid: str, records: list[dict[str, Any]] | None) -> float:
     from .cache import read_session_cache
@@ -975,7 +936,10 @@ def _rate_limit_reset(state: State, sid: str, records: list[dict[str, Any]] | No
 
 
 def _when(send_at: float, trigger: str, now: float) -> str:
-    due = datetime.fromtimestamp(send_at).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        due = datetime.fromtimestamp(send_at).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a row no version of ccc should have stored
+        due = f"epoch {send_at:g}"
     if trigger in ("when_idle", "idle") and send_at <= now + 1:
         return "at its next idle moment"
     idle = ", then at its next idle moment" if trigger == "when_idle" else ""
@@ -1064,15 +1028,25 @@ def schedule_add(
     if after_limit_reset:
         send_at = _rate_limit_reset(state, sid, records)
     trigger = "when_idle" if when_idle else "at"
+    from .oserrors import describe_error, is_disk_full
     from .store import Store
 
-    state.paths.ensure_dir()
-    store = Store(state.paths.db)
+    try:
+        state.paths.ensure_dir()
+        state.paths.check_fixed_files()
+        store = Store(state.paths.db)
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"cannot open the schedule: {describe_error(exc)}") from None
     try:
         row = store.add_scheduled(
             sid, message, int(send_at), trigger=trigger, sender="ccc schedule"
         )
-    except sqlite3.Error as exc:
+    except (OSError, sqlite3.Error) as exc:
+        if is_disk_full(exc):
+            raise fail(
+                f"cannot write the schedule to {display(str(state.paths.db))}: "
+                f"{describe_error(exc)}; nothing was scheduled"
+            ) from None
         raise fail(
             f"cannot write the schedule to {display(str(state.paths.db))} ({exc}); check the file and try again"
         ) from None
@@ -1150,7 +1124,13 @@ def schedule_cancel(
     state = _state(ctx)
     if not state.paths.db.exists():
         raise fail(f"no scheduled message matches {id!r}; list them with: ccc schedule list")
-    store = Store(state.paths.db)
+    from .oserrors import describe_error
+
+    try:
+        state.paths.check_fixed_files()
+        store = Store(state.paths.db)
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"cannot open the schedule: {describe_error(exc)}") from None
     try:
         matches = store.match_scheduled(id)
         if not matches:
@@ -1160,6 +1140,8 @@ def schedule_cancel(
                 f"id prefix {id!r} is ambiguous: it matches {', '.join(sorted(matches))}; give more characters"
             )
         outcome = store.cancel_scheduled(matches[0])
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"cannot change the schedule: {describe_error(exc)}") from None
     finally:
         store.close()
     if outcome == "in_flight":
@@ -1290,10 +1272,21 @@ def install(
     profile: ProfileOpt = None,
     dry_run: DryRunOpt = False,
     no_mcp: NoMcpOpt = False,
+    create: Annotated[
+        bool,
+        typer.Option("--create", help="Create the --profile dir if it does not exist yet."),
+    ] = False,
 ) -> None:
     """Add ccc's hooks and statusLine to a Claude Code settings.json (a backup is kept)."""
     from . import install as inst
 
+    if profile is not None and not create and not profile.expanduser().is_dir():
+        raise fail(
+            f"--profile {display(str(profile))} is not an existing directory (a typo would "
+            f"create a profile Claude Code never reads); check the path, or create it with: "
+            f"ccc install --profile {profile} --create",
+            EXIT_USAGE,
+        )
     try:
         target = inst.default_settings_path(profile=profile, settings=settings)
         result = inst.install(target, inst.find_ccc(), dry_run=dry_run)

@@ -29,6 +29,7 @@ import _socket
 import os
 
 from . import fastjson
+from .peercheck import foreign_server
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -171,6 +172,10 @@ class Client:
             raise not_running(
                 self.socket_path, f"cannot connect to {display(self.socket_path)}: {exc.strerror}"
             ) from None
+        foreign = foreign_server(sock, self.socket_path)
+        if foreign is not None:
+            sock.close()
+            raise not_running(self.socket_path, foreign)
         sock.settimeout(self.timeout)
         self._sock = sock
         self._buf = b""

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import DaemonConfig
-from .paths import FILE_MODE, Paths, display
+from .oserrors import describe_error, describe_os_error
+from .paths import FILE_MODE, Paths, UnsafeCacheDir, display
 
 if TYPE_CHECKING:
     import trio
@@ -53,7 +54,16 @@ class StartupError(Exception):
 
 def acquire_pid_lock(paths: Paths) -> int:
     """Open and exclusively lock ``daemon.pid``; returns the fd (held for the daemon's life)."""
-    fd = os.open(paths.pid, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    fd = os.open(
+        paths.pid,
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+        FILE_MODE,
+    )
+    try:
+        _require_regular(fd, paths.pid)
+    except BaseException:
+        os.close(fd)
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -68,6 +78,20 @@ def acquire_pid_lock(paths: Paths) -> int:
         ) from None
     os.fchmod(fd, FILE_MODE)
     return fd
+
+
+def _require_regular(fd: int, path: Path) -> None:
+    import stat
+
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        from .safeio import kind_of
+
+        raise UnsafeCacheDir(
+            path,
+            f"is {kind_of(st.st_mode)} owned by uid {st.st_uid}, not a regular file of yours; "
+            f"remove it (rm -r {path}) and start again",
+        )
 
 
 def write_pid(fd: int) -> None:
@@ -103,10 +127,12 @@ class Claim:
 def claim(paths: Paths) -> Claim:
     """Take the pid lock, make sure no daemon answers, bind the socket (0600), write the pid.
 
-    Plain stdlib, no event loop. Raises StartupError when another daemon runs, OSError when a
-    non-socket file is in the way.
+    Plain stdlib, no event loop. Raises StartupError when another daemon runs, UnsafeCacheDir
+    when the cache dir or a fixed file in it is not safely ours, OSError when a non-socket file
+    is in the way.
     """
     paths.ensure_dir()
+    paths.check_fixed_files()  # a planted symlink/dir/FIFO is refused before anything opens it
     pid_fd = acquire_pid_lock(paths)
     try:
         if socket_answers(paths.socket):
@@ -164,8 +190,17 @@ def setup_logging(paths: Paths | None, level: str) -> None:
     stderr.setFormatter(fmt)
     root.addHandler(stderr)
     if paths is not None:
-        if not paths.log.exists():
-            os.close(os.open(paths.log, os.O_CREAT | os.O_WRONLY, FILE_MODE))
+        # Create it, and make sure it is a regular file of ours before the handler opens it by
+        # name: a planted symlink is not followed, a FIFO does not hang start-up.
+        fd = os.open(
+            paths.log,
+            os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            FILE_MODE,
+        )
+        try:
+            _require_regular(fd, paths.log)
+        finally:
+            os.close(fd)
         fileh = logging.handlers.RotatingFileHandler(
             paths.log, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
         )
@@ -280,11 +315,13 @@ async def run_daemon(
                     try:
                         await hub.flush_metadata()
                     except Exception as exc:  # a full disk must not turn a stop into a crash
-                        log.error("could not save session metadata at shutdown: %s", exc)
+                        log.error(
+                            "could not save session metadata at shutdown: %s", describe_error(exc)
+                        )
                 try:
                     await store.aclose()
                 except Exception as exc:
-                    log.error("could not close the database cleanly: %s", exc)
+                    log.error("could not close the database cleanly: %s", describe_error(exc))
             log.info("ccc-statusd stopped")
 
 
@@ -510,6 +547,53 @@ def raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+class _StartupSignals:
+    """SIGTERM/SIGINT from the first instant of start-up: recorded (never the default action,
+    which would leave the socket and pid file behind) until the event loop takes over; then
+    ``main`` or :func:`_serve` stops cleanly. Recording only, never raising: an exception raised
+    from a signal handler in the middle of an import can be swallowed or leave it half done."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handler)
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self.received = signum
+
+
+def release(claimed: Claim, paths: Paths) -> None:
+    """Undo :func:`claim` (a stop before the event loop ran): close, then remove our files."""
+    claimed.sock.close()
+    _unlink(paths.socket)
+    _unlink(paths.pid)
+    os.close(claimed.pid_fd)
+
+
+async def _serve(config: DaemonConfig, claimed: Claim, early: _StartupSignals) -> None:
+    """``run_daemon`` with SIGTERM/SIGINT honoured during its own start-up too (opening the
+    database, loading sessions), before its signal task takes over."""
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    log.info("%s during start-up: shutting down", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            if early.received is not None:
+                log.info("%s during start-up: shutting down", signal.Signals(early.received).name)
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(stop_on_signal)
+            await run_daemon(config, handle_signals=True, claimed=claimed)
+            nursery.cancel_scope.cancel()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -519,20 +603,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         config.paths.ensure_dir()
+        config.paths.check_fixed_files()
+    except UnsafeCacheDir as exc:
+        print(f"ccc-statusd: refusing to start: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"ccc-statusd: cannot create {config.paths.cache_dir}: {exc.strerror}; set CCC_CACHE_DIR to a writable dir",
             file=sys.stderr,
         )
         return 1
-    setup_logging(config.paths, config.log_level)
+    try:
+        setup_logging(config.paths, config.log_level)
+    except OSError as exc:
+        print(f"ccc-statusd: cannot open the log: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     raise_fd_limit(config.max_connections + 256)
     # Worker threads (SQLite, cache files) hold the GIL for up to the switch interval (5 ms by
     # default) each time the event loop wants it back; 1 ms bounds those stalls.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    early = _StartupSignals()
+    early.install()  # from here on a SIGTERM/SIGINT is a clean stop, never the default action
     try:
         claimed = claim(config.paths)
-    except StartupError as exc:
+    except (StartupError, UnsafeCacheDir) as exc:
         print(f"ccc-statusd: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -543,10 +637,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import trio
 
+    if early.received is not None:  # stopped while trio loaded: no need to start the loop
+        log.info("%s during start-up: shutting down", signal.Signals(early.received).name)
+        release(claimed, config.paths)
+        return 0
     try:
-        trio.run(partial(run_daemon, config, handle_signals=True, claimed=claimed))
+        trio.run(partial(_serve, config, claimed, early))
     except KeyboardInterrupt:
         return 0
+    except OSError as exc:
+        log.error("ccc-statusd stopped: %s", describe_os_error(exc))
+        return 1
     return 0
 
 

@@ -17,6 +17,8 @@ import sys
 
 from . import fastjson
 from .client import SOCKET_NAME, default_cache_dir
+from .peercheck import foreign_server
+from .safeio import read_bounded
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -195,10 +197,13 @@ def note_session_id(cache_dir: str, payload: dict[str, Any], env: Mapping[str, s
         return
     try:
         path = os.path.join(cache_dir, session_file_name(internal_id))  # no pathlib here
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO planted on the name fails at once instead of hanging the hook.
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return  # not under `ccc run` (or it has exited)
     try:
+        if not _is_regular(fd):
+            return
         os.write(fd, session_id.encode())
     finally:
         os.close(fd)
@@ -206,12 +211,17 @@ def note_session_id(cache_dir: str, payload: dict[str, Any], env: Mapping[str, s
 
 def read_session_file(path: str | os.PathLike[str]) -> str | None:
     """The session id in a :func:`session_file`, or None (missing, empty, or not a plain id)."""
-    try:
-        with open(path, "rb") as f:
-            value = f.read(256).decode("ascii", "replace").strip()
+    try:  # safeio: a FIFO or device there is refused, never waited on
+        value = read_bounded(path, 256, nofollow=True, truncate=True)
     except OSError:
         return None
-    return _safe_id(value)
+    return _safe_id(value.decode("ascii", "replace").strip())
+
+
+def _is_regular(fd: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 def send_line(socket_path: str, line: bytes) -> bool:
@@ -220,6 +230,8 @@ def send_line(socket_path: str, line: bytes) -> bool:
     try:
         sock.settimeout(CONNECT_TIMEOUT_S)
         sock.connect(socket_path)
+        if foreign_server(sock, socket_path) is not None:
+            return False  # another user's socket: our payload never goes there
         sock.settimeout(SEND_TIMEOUT_S)
         sock.sendall(line)
         # Tell the daemon we will send nothing more; we close without reading its response.

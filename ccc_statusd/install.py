@@ -4,19 +4,21 @@ Owns the settings edit: the pure planners (:func:`plan_install`, :func:`plan_uni
 the thin file I/O around them (:func:`install`, :func:`uninstall`): parse, plan, back up, write
 atomically.
 
-How our entries are recognised (the "tag"): by command, not by a marker key. Claude Code
-validates settings.json against its own schema, and an unknown key inside a hook matcher group
-could be stripped or, worse, make the whole file invalid in some release; a command of the form
-``<path>/ccc hook`` / ``<path>/ccc statusline [...]`` (any path whose last component is ``ccc``)
-is unambiguous and needs nothing Claude Code might reject. So:
+How our entries are recognised (the "tag"): every command ``ccc install`` writes ends in the
+shell comment :data:`INSTALL_TAG` (``# ccc-install``). Claude Code runs each hook and statusLine
+as ``/bin/sh -c "<command>"``, so the comment costs nothing, and unlike a marker key it cannot be
+rejected by Claude Code's settings schema. Only tagged entries are ours: another tool's hook
+whose command merely ends in ``ccc hook``, or the user's own ``ccc statusline --format …``, is
+never re-pointed, unwrapped or removed. So:
 
 - hooks: for each event in :data:`HOOK_EVENTS` we append one matcher group of our own,
-  ``{"matcher": "*", "hooks": [{"type": "command", "command": "<ccc> hook", "timeout": 10}]}``
-  (``matcher`` only on tool events), after whatever groups the user already has;
-- statusLine: added as ``{"type": "command", "command": "<ccc> statusline", "padding": 0}``
-  when there is none; an existing command statusLine keeps every key and only its command
-  becomes ``<ccc> statusline --wrap '<old command>'`` (shell-quoted), so uninstall can restore
-  the old command exactly by unquoting it.
+  ``{"matcher": "*", "hooks": [{"type": "command", "command": "<ccc> hook # ccc-install",
+  "timeout": 10}]}`` (``matcher`` only on tool events), after whatever groups the user has;
+- statusLine: added as ``{"type": "command", "command": "<ccc> statusline # ccc-install",
+  "padding": 0}`` when there is none; an existing command statusLine keeps every key and only
+  its command becomes ``<ccc> statusline --wrap '<old command>' # ccc-install`` (shell-quoted),
+  so uninstall can restore the old command exactly by unquoting it. An untagged statusLine that
+  already runs ``ccc statusline`` is the user's own: left as is (a note says so).
 
 Uninstall removes every hook handler that is ours, then any group, event list or ``hooks``
 object that became empty by that removal, and unwraps or removes the statusLine. Install then
@@ -31,6 +33,7 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -60,6 +63,9 @@ TOOL_EVENTS = frozenset({"PreToolUse", "PostToolUse", "PermissionRequest"})
 HOOK_TIMEOUT_S = 10
 
 CCC_NAME = "ccc"
+
+# Ends every command ccc install writes: a shell comment, so /bin/sh -c ignores it.
+INSTALL_TAG = "# ccc-install"
 
 
 class SettingsError(Exception):
@@ -109,13 +115,31 @@ def _is_ccc(word: str) -> bool:
     return os.path.basename(word) == CCC_NAME
 
 
-def is_our_hook_command(command: Any) -> bool:
-    """True for ``<path>/ccc hook`` (any path ending in ``ccc``)."""
-    words = _split(command)
+def _untagged(command: Any) -> str | None:
+    """The command without its :data:`INSTALL_TAG`, or None when it does not carry the tag."""
+    suffix = " " + INSTALL_TAG
+    if isinstance(command, str) and command.endswith(suffix):
+        return command[: -len(suffix)]
+    return None
+
+
+def _tag(command: str) -> str:
+    return f"{command} {INSTALL_TAG}"
+
+
+def is_ccc_hook_command(command: Any) -> bool:
+    """True for ``<path>/ccc hook`` (any path ending in ``ccc``), tagged or not."""
+    base = _untagged(command)
+    words = _split(command if base is None else base)
     return words is not None and len(words) == 2 and _is_ccc(words[0]) and words[1] == "hook"
 
 
-def _our_statusline(command: Any) -> tuple[bool, str | None]:
+def is_our_hook_command(command: Any) -> bool:
+    """True only for the hook command ccc install wrote: ``<path>/ccc hook # ccc-install``."""
+    return _untagged(command) is not None and is_ccc_hook_command(command)
+
+
+def _parse_statusline(command: Any) -> tuple[bool, str | None]:
     """(is it ``<ccc> statusline ...``, the wrapped original command if ``--wrap`` is there)."""
     words = _split(command)
     if not words or len(words) < 2 or not _is_ccc(words[0]) or words[1] != "statusline":
@@ -129,8 +153,14 @@ def _our_statusline(command: Any) -> tuple[bool, str | None]:
     return True, None
 
 
+def _our_statusline(command: Any) -> tuple[bool, str | None]:
+    """As :func:`_parse_statusline`, but only for a tagged command (one ccc install wrote)."""
+    base = _untagged(command)
+    return (False, None) if base is None else _parse_statusline(base)
+
+
 def hook_command(ccc_path: str) -> str:
-    return f"{shlex.quote(ccc_path)} hook"
+    return _tag(f"{shlex.quote(ccc_path)} hook")
 
 
 # statusLine.refreshInterval (seconds): Claude Code ≥ 2.1.97 re-runs the statusLine this often
@@ -143,13 +173,13 @@ REFRESH_TAG = "--added-refresh-interval"
 
 def statusline_command(ccc_path: str, wrap: str | None = None) -> str:
     base = f"{shlex.quote(ccc_path)} statusline"
-    return base if wrap is None else f"{base} --wrap {shlex.quote(wrap)}"
+    return _tag(base if wrap is None else f"{base} --wrap {shlex.quote(wrap)}")
 
 
 def _with_ccc_path(command: str, ccc_path: str) -> str:
-    """Our command with its executable replaced by ``ccc_path``, every argument kept."""
-    words = _split(command) or []
-    return shlex.join([ccc_path, *words[1:]])
+    """Our (tagged) command with its executable replaced by ``ccc_path``, arguments kept."""
+    words = _split(_untagged(command) or "") or []
+    return _tag(shlex.join([ccc_path, *words[1:]]))
 
 
 # --- pure planners ------------------------------------------------------------------------
@@ -226,14 +256,16 @@ def plan_install(settings: dict[str, Any], ccc_path: str) -> dict[str, Any]:
         command = status["command"]
         is_ours, _ = _our_statusline(command)
         if is_ours:
-            words = _split(command) or []
-            if words[0] != ccc_path:
+            if command != _with_ccc_path(command, ccc_path):
                 status["command"] = _with_ccc_path(command, ccc_path)
-        else:
+        elif not _parse_statusline(command)[0]:
             status["command"] = statusline_command(ccc_path, wrap=command)
             if "refreshInterval" not in status:
                 status["refreshInterval"] = REFRESH_INTERVAL_S
-                status["command"] += f" {REFRESH_TAG}"
+                # Before the tag, which must stay last (a shell comment, and how uninstall
+                # recognises the command).
+                status["command"] = _tag(f"{_untagged(status['command'])} {REFRESH_TAG}")
+        # else: the user's own `ccc statusline ...` (untagged): left as is, see install_notes().
     # Any other statusLine (not a command) is left alone: see install_notes().
     return out
 
@@ -299,17 +331,44 @@ def _had_our_hooks(settings: dict[str, Any]) -> bool:
     return any(isinstance(g, list) and _our_handlers(g) for g in hooks.values())
 
 
+def _untagged_ccc_hooks(settings: dict[str, Any]) -> list[str]:
+    hooks = settings.get("hooks") if isinstance(settings, dict) else None
+    found: list[str] = []
+    for groups in (hooks or {}).values() if isinstance(hooks, dict) else ():
+        for g in groups if isinstance(groups, list) else ():
+            for h in g.get("hooks") or [] if isinstance(g, dict) else ():
+                command = h.get("command") if isinstance(h, dict) else None
+                if is_ccc_hook_command(command) and not is_our_hook_command(command):
+                    found.append(str(command))
+    return found
+
+
 def install_notes(settings: dict[str, Any]) -> list[str]:
-    """Sentences worth telling the user about a settings file before installing into it."""
+    """Sentences worth telling the user about a settings file before (un)installing."""
+    notes: list[str] = []
     status = settings.get("statusLine") if isinstance(settings, dict) else None
     if status is not None and not (
         isinstance(status, dict) and isinstance(status.get("command"), str)
     ):
-        return [
+        notes.append(
             "the existing statusLine is not a command, so it was left as is; "
             "set it to `ccc statusline` by hand to see ccc's status line"
-        ]
-    return []
+        )
+    elif isinstance(status, dict):
+        command = status.get("command")
+        if _parse_statusline(command)[0] and not _our_statusline(command)[0]:
+            notes.append(
+                f"the statusLine already runs {command!r}, which ccc install did not write; "
+                "it was left as is"
+            )
+    untagged = _untagged_ccc_hooks(settings)
+    if untagged:
+        notes.append(
+            f"{len(untagged)} hook(s) run {untagged[0]!r} without ccc install's "
+            f"{INSTALL_TAG!r} tag (another tool, an older ccc, or your own): left as they are; "
+            "remove them by hand if they duplicate ccc's"
+        )
+    return notes
 
 
 # --- file I/O -----------------------------------------------------------------------------
@@ -353,10 +412,32 @@ def find_ccc(argv0: str | None = None) -> str:
     )
 
 
+# settings.json is a few KiB; a file this large is not one we will rewrite.
+MAX_SETTINGS_BYTES = 16 * 1024 * 1024
+
+
+def _no_duplicate_keys(path: Path) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise SettingsError(
+                    f"{path} has the key {key!r} twice in one object; JSON keeps only the last, "
+                    "so one of them is silently ignored. Merge them by hand and run this again "
+                    "— the file was not changed"
+                )
+            out[key] = value
+        return out
+
+    return hook
+
+
 def _read(path: Path) -> tuple[dict[str, Any], str, bool]:
-    """(settings, file text, existed)."""
+    """(settings, file text, existed). Read without blocking and bounded (safeio)."""
+    from .safeio import read_bounded
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_SETTINGS_BYTES).decode("utf-8")
     except FileNotFoundError:
         return {}, "", False
     except (OSError, UnicodeDecodeError) as exc:
@@ -366,7 +447,7 @@ def _read(path: Path) -> tuple[dict[str, Any], str, bool]:
     if not text.strip():
         return {}, text, True
     try:
-        settings = json.loads(text)
+        settings = json.loads(text, object_pairs_hook=_no_duplicate_keys(path))
     except ValueError as exc:
         raise SettingsError(
             f"{path} is not valid JSON ({exc}); fix it (Claude Code ignores it as it is) "
@@ -394,14 +475,48 @@ def _dump(settings: dict[str, Any], like: str) -> str:
     return json.dumps(settings, indent=_indent_of(like), ensure_ascii=False) + "\n"
 
 
-def _backup_path(path: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = path.with_name(f"{path.name}.bak-{stamp}")
-    n = 1
-    while candidate.exists():
-        candidate = path.with_name(f"{path.name}.bak-{stamp}-{n}")
-        n += 1
-    return candidate
+def _backup_path(path: Path, now: float | None = None) -> Path:
+    """One backup per day: ``settings.json.bak-YYYYmmdd`` (the first change of the day keeps
+    the state the day started with; later changes that day do not pile up copies)."""
+    stamp = time.strftime("%Y%m%d", time.localtime(now))
+    return path.with_name(f"{path.name}.bak-{stamp}")
+
+
+def _write_backup(backup: Path, data: bytes, mode: int) -> bool:
+    """Write ``data`` to a new file ``backup``; False when today's backup already exists.
+
+    ``O_EXCL | O_NOFOLLOW``: never written through a symlink squatting on the name (refused
+    with SettingsError), never over another file."""
+    try:
+        st = os.lstat(backup)
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISREG(st.st_mode):
+            return False  # today's backup is there: it holds the older state, keep it
+        raise SettingsError(
+            f"{backup} (where the backup goes) exists and is not a regular file (a symlink or "
+            f"other object that ccc did not make); move it away and run this again — the "
+            "settings were not changed"
+        )
+    try:
+        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o666)
+    except FileExistsError:
+        raise SettingsError(f"{backup} appeared while writing the backup; run this again") from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(backup)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+    return True
 
 
 def _atomic_write(path: Path, text: str, mode: int) -> None:
@@ -422,7 +537,13 @@ def _atomic_write(path: Path, text: str, mode: int) -> None:
 
 
 def _apply(path: Path, planner: Any, *, dry_run: bool, notes: list[str]) -> InstallResult:
-    # Write through a symlink (dotfile managers link settings.json), never over it.
+    # Write through a symlink (dotfile managers link settings.json), never over it; a dangling
+    # one is refused: following it would create files (and directories) wherever it points.
+    if os.path.islink(path) and not os.path.exists(path):
+        raise SettingsError(
+            f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+            "create the target or remove the link, then run this again — nothing was written"
+        )
     real = Path(os.path.realpath(path))
     before, before_text, existed = _read(real)
     after = planner(before)
@@ -446,13 +567,17 @@ def _apply(path: Path, planner: Any, *, dry_run: bool, notes: list[str]) -> Inst
         if existed:
             mode = real.stat().st_mode & 0o777
             result.backup = _backup_path(real)
-            shutil.copy2(real, result.backup)
+            if not _write_backup(result.backup, before_text.encode("utf-8"), mode):
+                notes.append(f"today's backup {result.backup} was kept (it is the older state)")
         else:
             real.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(real, after_text, mode)
     except OSError as exc:
+        from .oserrors import describe_os_error
+
         raise SettingsError(
-            f"cannot write {path}: {exc}; check the directory's permissions and run this again"
+            f"cannot write {path}: {describe_os_error(exc)}; check the directory's permissions "
+            "and run this again"
         ) from None
     result.written = True
     return result
@@ -479,4 +604,9 @@ def uninstall(path: str | os.PathLike[str], *, dry_run: bool = False) -> Install
     Raises SettingsError (file untouched)."""
     path = Path(path)
     notes = [] if os.path.lexists(path) else [f"{path} does not exist: nothing to uninstall"]
-    return _apply(path, plan_uninstall, dry_run=dry_run, notes=notes)
+
+    def planner(settings: dict[str, Any]) -> dict[str, Any]:
+        notes.extend(n for n in install_notes(settings) if "hook(s)" in n)
+        return plan_uninstall(settings)
+
+    return _apply(path, planner, dry_run=dry_run, notes=notes)

@@ -491,8 +491,8 @@ def build_server(peers: Peers) -> MCPServer:
         """Schedule a prompt for another session (or yourself) for later: at a time, after a
         delay, at its next idle moment, or when its usage limit resets. It is stored durably
         and survives restarts; list_scheduled shows it, cancel_scheduled removes it."""
-        from .cli import RESET_MARGIN_S, parse_at, parse_duration, parse_resets_at
         from .routing import RoutingError, resolve_id
+        from .timespec import RESET_MARGIN_S, parse_at, parse_duration, parse_resets_at
 
         timing = [
             n

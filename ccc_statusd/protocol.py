@@ -245,7 +245,55 @@ def decode_object(raw: bytes) -> dict[str, Any]:
             f"message must be a JSON object, got {type(obj).__name__ if obj is not None else 'null'}; "
             'send e.g. {"type":"query","query":"ping"}'
         )
+    # Valid UTF-8 bytes hold no surrogates: only a \\uD800-\\uDFFF escape makes one.
+    if b"\\ud" in raw or b"\\uD" in raw:
+        check_encodable(obj)
     return obj
+
+
+def _surrogate_path(value: Any, depth: int = 0) -> str | None:
+    """Where in ``value`` a string holds a lone surrogate (dotted path, ``""`` for ``value``
+    itself), or None. Such strings come from JSON ``\\ud800`` escapes; they cannot be encoded
+    as UTF-8 (a file name, a log line, a cache file), so they are refused at the door."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return ""
+        return None
+    if depth > 200:  # json.loads already refused deeper nesting; be safe anyway
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _surrogate_path(key, depth + 1) is not None:
+                return _label(key)
+            inner = _surrogate_path(item, depth + 1)
+            if inner is not None:
+                return _label(key) + ("." + inner if inner else "")
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            inner = _surrogate_path(item, depth + 1)
+            if inner is not None:
+                return f"[{i}]" + ("." + inner if inner else "")
+    return None
+
+
+def _label(key: str) -> str:
+    return key[:40].encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+
+
+def check_encodable(obj: dict[str, Any]) -> None:
+    """Raise RemoteProtocolError naming the field if any string (key or value, nested too)
+    cannot be encoded as UTF-8 (a lone UTF-16 surrogate)."""
+    where = _surrogate_path(obj)
+    if where is not None:
+        raise RemoteProtocolError(
+            f'field "{where or "message"}" holds a lone UTF-16 surrogate (a \\ud800-style escape '
+            "that is not half of a pair), which is not text; send valid Unicode strings"
+        )
 
 
 def request_id_of(obj: dict[str, Any]) -> str | None:

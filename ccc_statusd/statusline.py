@@ -57,6 +57,9 @@ import time
 from ccc_statusd import fastjson
 from ccc_statusd.client import default_socket_path
 from ccc_statusd.hookcmd import identified_message
+from ccc_statusd.peercheck import foreign_server
+from ccc_statusd.safeio import read_bounded
+from ccc_statusd.termsafe import clean
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -112,7 +115,6 @@ _COLOURS = {
     "reset": "\x1b[0m",
 }
 # C0 controls and DEL, deleted by str.translate (``re`` would cost ~5 ms of start-up).
-_CONTROL_CHARS = dict.fromkeys([*range(0x20), 0x7F])
 _CSI_PARAMS = frozenset("0123456789;")
 
 FIELD_NAMES = (
@@ -172,7 +174,7 @@ def _human_tokens(n: float) -> str:
 
 def _clean(text: str, limit: int = 200) -> str:
     # Payload strings end up on the user's terminal: no escape sequences, no newlines.
-    return text.translate(_CONTROL_CHARS)[:limit]
+    return clean(text)[:limit]
 
 
 def _escape_end(text: str, pos: int) -> int:
@@ -459,7 +461,11 @@ def render(
 
 def read_git_branch(start: str) -> str | None:
     """The branch checked out in the repository containing ``start``, from ``.git/HEAD``
-    (7-char sha when detached); None when not in a repository. Never runs git."""
+    (7-char sha when detached); None when not in a repository. Never runs git.
+
+    Every read goes through :mod:`ccc_statusd.safeio`: a FIFO or device named ``HEAD`` (or
+    ``.git``) is not opened for a blocking read, so the status line always prints.
+    """
     try:
         path = os.path.abspath(start)
         for _ in range(MAX_GIT_SEARCH_DEPTH):
@@ -469,14 +475,14 @@ def read_git_branch(start: str) -> str | None:
                 head = os.path.join(dotgit, "HEAD")
             elif os.path.isfile(dotgit):
                 # A worktree or submodule: ".git" is a file saying where the real dir is.
-                with open(dotgit, encoding="utf-8", errors="replace") as f:
-                    first = f.read(4096).strip()
-                if first.startswith("gitdir:"):
-                    gitdir = os.path.join(path, first[len("gitdir:") :].strip())
+                first = read_bounded(dotgit, 4096, truncate=True)
+                first_text = first.decode("utf-8", "replace").strip()
+                if first_text.startswith("gitdir:"):
+                    gitdir = os.path.join(path, first_text[len("gitdir:") :].strip())
                     head = os.path.join(gitdir, "HEAD")
             if head is not None:
-                with open(head, encoding="utf-8", errors="replace") as f:
-                    text = f.read(4096).strip()
+                raw = read_bounded(head, 4096, truncate=True)
+                text = raw.decode("utf-8", "replace").strip()
                 if text.startswith("ref:"):
                     ref = text[4:].strip()
                     return _clean(ref.removeprefix("refs/heads/"), 80) or None
@@ -506,6 +512,8 @@ def exchange(
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(deadline_s)
         sock.connect(os.fspath(sock_path))
+        if foreign_server(sock, os.fspath(sock_path)) is not None:
+            return None  # another user's socket: the payload never goes there
         remaining = end - time.monotonic()
         if remaining <= 0:
             return None

@@ -191,8 +191,13 @@ def open_db(path: Path) -> sqlite_utils.Database:
 
 
 def _open(path: Path) -> sqlite_utils.Database:
+    from .paths import check_own_file
+
+    for suffix in ("", "-wal", "-shm"):
+        # A planted symlink, dir or FIFO is refused (UnsafeCacheDir), never followed or opened.
+        check_own_file(Path(str(path) + suffix))
     if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK, FILE_MODE)
         os.close(fd)
     # check_same_thread=False: the daemon's store worker may run on any pooled thread, but
     # a CapacityLimiter(1) guarantees only one uses the connection at a time.

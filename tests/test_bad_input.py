@@ -260,6 +260,30 @@ async def test_non_utf8(daemon: Hub, connect: Any, internal_errors: ErrorLog) ->
     await still_works(c, connect, internal_errors)
 
 
+async def test_lone_surrogates_are_refused(
+    daemon: Hub, connect: Any, internal_errors: ErrorLog
+) -> None:
+    """Issue 14 item 1: a ``\\ud800`` escape in any string field (a cwd the watchers stat, a
+    config dir, a statusline's workspace) is refused at decode time, naming the field."""
+    c = await connect()
+    for raw, field in (
+        (
+            b'{"type":"register","internal_id":"sur-1","session_id":"sur-0001",'
+            b'"claude_config_dir":"/tmp/\\ud800"}',
+            "claude_config_dir",
+        ),
+        (b'{"type":"heartbeat","internal_id":"sur-1","data":{"cwd":"/tmp/\\ud800"}}', "data.cwd"),
+        (
+            b'{"type":"statusline","data":{"session_id":"sur-0001",'
+            b'"workspace":{"current_dir":"/\\udc80"}}}',
+            "data.workspace.current_dir",
+        ),
+    ):
+        error = await bad_line(c, raw + b"\n")
+        assert f'field "{field}"' in error and "surrogate" in error, error
+    await still_works(c, connect, internal_errors)
+
+
 async def test_line_over_the_limit_is_answered_then_closed(
     daemon: Hub, connect: Any, internal_errors: ErrorLog
 ) -> None:

@@ -489,9 +489,10 @@ def test_parse_duration_and_at() -> None:
         5400,
         86400,
     ]
-    for bad in ("", "10", "m", "1x", "-5m"):
+    for bad in ("", "m", "1x", "-5m", "99999999999999999999d", "1.5h"):
         with pytest.raises(ValueError, match="is not a duration"):
             cli.parse_duration(bad)
+    assert cli.parse_duration("10") == 10, "a bare number is seconds"
     now = datetime(2025, 6, 1, 15, 0).astimezone()
     assert cli.parse_at("14:30", now) == now.replace(hour=14, minute=30) + timedelta(days=1)
     assert cli.parse_at("16:05", now) == now.replace(hour=16, minute=5)
@@ -802,3 +803,103 @@ def test_async_client_on_both_backends(
 
     anyio.run(go, backend=backend)
     assert session.wait_for(2)[0]["text"] == f"async {backend}"
+
+
+# --- hostile input (issue 14) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--in", "2913000d"], "too far ahead"),
+        (["--in", "99999999999999999999d"], "is not a duration"),
+        (["--in", "367d"], "at most 366 days"),
+        (["--at", "9999-12-31T23:59"], "too far ahead"),
+        (["--at", "99999-01-01"], "neither a time of day"),
+    ],
+)
+def test_schedule_out_of_range_is_a_usage_error_and_stores_nothing(
+    down: Paths, args: list[str], words: str
+) -> None:
+    """``--in 2913000d`` stored the row and then died with a traceback (a retry made
+    duplicates); ``--in 99999999999999999999d`` overflowed. Checked up front: exit 2."""
+    _seed_db(down, {"session_id": "range-0000-1111", "claude_config_dir": "/x"})
+    result = run_ccc(down, "schedule", "range-00", "hello", *args)
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
+    rows = json.loads(run_ccc(down, "schedule", "list", "--json").stdout)
+    assert rows == []
+
+
+@pytest.mark.parametrize(
+    ("timeout", "words"),
+    [
+        ("8d", "at most 7 days"),
+        ("99999999999999999999d", "not a duration"),
+        ("0s", "longer than 0"),
+    ],
+)
+def test_ask_timeout_out_of_range_is_a_usage_error(down: Paths, timeout: str, words: str) -> None:
+    result = run_ccc(down, "ask", "abcd", "hi", "--timeout", timeout)
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+EVIL = "\x1b]0;pwned\x07\x1b[2J\x1b[H\x9b31m\u202eevil"
+
+
+def _no_escapes(text: str) -> None:
+    for bad in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert bad not in text, repr(text)
+
+
+def test_sessions_and_schedule_list_print_no_escapes_from_session_data(down: Paths) -> None:
+    """A branch name with an OSC title sequence and a screen clear, a message text with CSI:
+    printed raw by ``ccc sessions`` / ``ccc schedule list`` they retitled and cleared the
+    terminal. Human output is cleaned; ``--json`` keeps the data as it is."""
+    _seed_db(
+        down,
+        {
+            "session_id": "esc-aaaa-1111",
+            "claude_config_dir": "/x",
+            "git_branch": "main" + EVIL,
+            "cwd": "/tmp/" + EVIL,
+            "model": EVIL,
+        },
+    )
+    store = Store(down.db)
+    try:
+        store.add_scheduled("esc-aaaa-1111", "hello" + EVIL, int(time.time()) + 60, id="esc111")
+    finally:
+        store.close()
+    for args in (["sessions"], ["schedule", "list"]):
+        result = run_ccc(down, *args)
+        assert result.returncode in (0, 3), result.stderr
+        assert "evil" in result.stdout, result.stdout
+        _no_escapes(result.stdout)
+    raw = run_ccc(down, "sessions", "--json").stdout
+    assert any(r.get("git_branch") == "main" + EVIL for r in json.loads(raw))
+
+
+def test_format_event_cleans_session_data() -> None:
+    for event in (
+        {"event": "delivered", "session_id": "s" + EVIL, "text": EVIL, "time": 1},
+        {"event": "hook", "hook": EVIL, "payload": {"tool_name": EVIL}, "time": 1},
+        {"event": "state", "state": "failed", "error": EVIL, "time": 1},
+    ):
+        line = cli.format_event(event, colour=False)
+        _no_escapes(line)
+        assert "evil" in line
+
+
+def test_sessions_with_daemon_down_never_hang_on_planted_files(down: Paths) -> None:
+    """Issue 14 item 7: a FIFO ``<sid>.json`` or ``scheduled.db`` hung ``ccc sessions`` with the
+    daemon down; ``/dev/zero`` as ``<sid>.json`` exhausted memory."""
+    down.ensure_dir()
+    os.mkfifo(down.cache_dir / "fifo-0001.json")
+    (down.cache_dir / "zero-0001.json").symlink_to("/dev/zero")
+    os.mkfifo(down.db)
+    result = run_ccc(down, "sessions")
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "not a regular file" in result.stderr, result.stderr
+    os.unlink(down.db)

@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -219,3 +221,110 @@ def test_client_reports_the_daemons_refusal(paths: Paths) -> None:
             assert "too many connections" in str(err.value)
     finally:
         stop(proc)
+
+
+# --- hostile: signals during start-up, planted files, a full disk (issue 14) -----------------
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.005, 0.03, 0.1])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_startup_stops_cleanly(paths: Paths, sig: int, delay_s: float) -> None:
+    """From the instant the socket exists (heavy imports still loading, the database not yet
+    open), SIGTERM/SIGINT is a clean stop: exit 0, socket and pid file removed."""
+    proc = subprocess.Popen(
+        [*DAEMON, "--cache-dir", str(paths.cache_dir), "--no-watchers"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10
+    while not paths.socket.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "no socket appeared"
+        time.sleep(0.0005)
+    if delay_s:
+        time.sleep(delay_s)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err.decode()
+    assert not paths.socket.exists()
+    assert not paths.pid.exists()
+    assert b"Traceback" not in err, err.decode()
+
+
+@pytest.mark.parametrize("name", ["daemon.pid", "daemon.log", "scheduled.db", "scheduled.db-wal"])
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "dir"])
+def test_planted_fixed_file_is_refused(paths: Paths, tmp_path: Path, name: str, kind: str) -> None:
+    paths.ensure_dir()
+    target = tmp_path / "victim"
+    target.write_text("precious\n")
+    planted = paths.cache_dir / name
+    if kind == "symlink":
+        planted.symlink_to(target)
+    elif kind == "fifo":
+        os.mkfifo(planted)
+    else:
+        planted.mkdir()
+    result = subprocess.run(
+        [*DAEMON, "--cache-dir", str(paths.cache_dir), "--no-watchers"],
+        capture_output=True,
+        timeout=10,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "refusing to start" in err and name in err and "rm " in err, err
+    assert "Traceback" not in err
+    assert target.read_text() == "precious\n"
+    assert oct(target.stat().st_mode & 0o777) != oct(0o600) or kind != "symlink"
+    assert not paths.socket.exists()
+
+
+def test_log_fifo_does_not_hang_startup(paths: Paths) -> None:
+    paths.ensure_dir()
+    os.mkfifo(paths.log)
+    result = subprocess.run(
+        [*DAEMON, "--cache-dir", str(paths.cache_dir), "--no-watchers"],
+        capture_output=True,
+        timeout=10,
+    )
+    assert result.returncode == 1
+    assert "FIFO" in result.stderr.decode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a small tmpfs")
+def test_full_disk_sigterm_exits_cleanly(tmp_path: Path) -> None:
+    """The cache dir on a disk that fills up while the daemon runs: SIGTERM still exits 0 after
+    closing the database, and the log says the disk is full, not "internal error"."""
+    mnt = Path(tempfile.mkdtemp(dir="/tmp", prefix="cccfull"))
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        paths = Paths(mnt / "c")
+        paths.ensure_dir()
+        proc = start(paths)
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(paths.socket))
+                s.sendall(b'{"type":"register","internal_id":"full-1","session_id":"full-0001"}\n')
+                s.makefile().readline()
+                # Fill the disk.
+                with open(mnt / "filler", "wb") as fh:
+                    try:
+                        while True:
+                            fh.write(b"\0" * 65536)
+                            fh.flush()
+                    except OSError:
+                        pass
+                s.sendall(
+                    b'{"type":"heartbeat","internal_id":"full-1","session_id":"full-0001",'
+                    b'"data":{"cwd":"/x' + b"y" * 100000 + b'"}}\n'
+                )
+                s.makefile().readline()
+        finally:
+            code, err = stop(proc)
+        assert code == 0, err
+        assert "disk is full" in err, err
+        assert "Traceback" not in err, err
+        assert "ccc-statusd stopped" in err, err
+        assert not paths.socket.exists()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+        os.rmdir(mnt)

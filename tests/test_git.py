@@ -179,3 +179,51 @@ async def test_watcher_idles_without_sessions(autojump_clock: trio.testing.MockC
         await trio.sleep(60)
         nursery.cancel_scope.cancel()
     assert calls == []
+
+
+# --- hostile paths (issue 14) -------------------------------------------------------------
+
+
+async def test_watcher_survives_a_cwd_that_cannot_be_encoded(
+    repo: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A lone surrogate in a cwd (from a JSON ``\\ud800`` escape) raises UnicodeEncodeError, not
+    OSError, from every os call: the watcher reports "no branch" for that session once, logs it,
+    and keeps reporting the others (it used to take the daemon's root nursery down)."""
+    cwds: dict[str, Path] = {"bad": Path("/tmp/x\ud800y"), "good": repo}
+    send, receive = trio.open_memory_channel[tuple[str, str | None]](100)
+
+    async def on_branch(session_id: str, branch: str | None) -> None:
+        if session_id == "boom":
+            raise ValueError("a callback that fails for one session")
+        await send.send((session_id, branch))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_git_watcher(
+                lambda: cwds, on_branch, interval_s=2.0, task_status=task_status
+            )
+        )
+        assert {await receive.receive(), await receive.receive()} == {
+            ("bad", None),
+            ("good", "main"),
+        }
+        cwds["boom"] = repo
+        cwds["later"] = repo
+        assert await receive.receive() == ("later", "main")
+        git(repo, "checkout", "-q", "-b", "topic")
+        got = {await receive.receive(), await receive.receive()}
+        assert got == {("good", "topic"), ("later", "topic")}
+        nursery.cancel_scope.cancel()
+
+
+def test_head_fifo_or_device_is_not_read(tmp: Path) -> None:
+    """``.git/HEAD`` as a FIFO would block ``open`` for ever; ``/dev/zero`` would read for ever."""
+    (tmp / "fifo" / ".git").mkdir(parents=True)
+    os.mkfifo(tmp / "fifo" / ".git" / "HEAD")
+    (tmp / "zero" / ".git").mkdir(parents=True)
+    (tmp / "zero" / ".git" / "HEAD").symlink_to("/dev/zero")
+    (tmp / "dotgit-fifo").mkdir()
+    os.mkfifo(tmp / "dotgit-fifo" / ".git")
+    for name in ("fifo", "zero", "dotgit-fifo"):
+        assert read_branch(tmp / name) is None

@@ -266,3 +266,29 @@ def test_is_safe_id_matches_protocol(value: str) -> None:
     expected = bool(_REF_SAFE_ID_RE.fullmatch(value)) and ".." not in value
     assert hookcmd.is_safe_id(value) == expected
     assert hookcmd._safe_id(value) == (value if expected else None)
+
+
+def test_session_file_fifo_never_hangs_the_hook(tmp_path: Path) -> None:
+    """Issue 14 item 6: a FIFO planted on ``run-<iid>.session`` blocked the hook's open for
+    writing (no reader) and the session client's read (no writer). Both give up at once."""
+    import threading
+
+    from ccc_statusd.hookcmd import note_session_id, read_session_file, session_file
+
+    path = session_file(tmp_path, "iid-fifo")
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def both() -> None:
+        note_session_id(
+            str(tmp_path),
+            {"hook_event_name": "SessionStart", "session_id": "sess-0001"},
+            {"CCC_INTERNAL_ID": "iid-fifo"},
+        )
+        assert read_session_file(path) is None
+        done.set()
+
+    t = threading.Thread(target=both, daemon=True)
+    t.start()
+    t.join(10)
+    assert done.is_set(), "the hook or the session client blocked on a FIFO"

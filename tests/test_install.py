@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,9 @@ from ccc_statusd.install import (
 from .helpers import short_tmpdir
 
 CCC = "/opt/ccc venv/bin/ccc"  # a space, so quoting is exercised everywhere
-HOOK_CMD = "'/opt/ccc venv/bin/ccc' hook"
+HOOK_CMD = "'/opt/ccc venv/bin/ccc' hook # ccc-install"
 STATUS_CMD = "'/opt/ccc venv/bin/ccc' statusline"
+TAG = " # ccc-install"
 
 SHAPES: dict[str, dict[str, Any]] = {
     "empty": {},
@@ -105,7 +107,7 @@ def test_plan_install_statusline_new() -> None:
     after = plan_install({}, CCC)
     assert after["statusLine"] == {
         "type": "command",
-        "command": STATUS_CMD,
+        "command": STATUS_CMD + TAG,
         "padding": 0,
         "refreshInterval": 5,
     }
@@ -131,8 +133,8 @@ def test_plan_install_wraps_existing_statusline() -> None:
     after = plan_install(before, CCC)
     status = after["statusLine"]
     original = before["statusLine"]["command"]
-    assert status["command"] == f"{STATUS_CMD} --wrap {shlex.quote(original)}"
-    assert shlex.split(status["command"])[-1] == original
+    assert status["command"] == f"{STATUS_CMD} --wrap {shlex.quote(original)}{TAG}"
+    assert shlex.split(status["command"], comments=True)[-1] == original
     assert {k: v for k, v in status.items() if k != "command"} == {
         "type": "command",
         "padding": 2,
@@ -174,7 +176,7 @@ def test_uninstall_keeps_user_hooks_sharing_a_group_with_ours() -> None:
                 {
                     "hooks": [
                         {"type": "command", "command": "mine.sh"},
-                        {"type": "command", "command": "/usr/bin/ccc hook"},
+                        {"type": "command", "command": "/usr/bin/ccc hook" + TAG},
                     ]
                 }
             ]
@@ -186,14 +188,17 @@ def test_uninstall_keeps_user_hooks_sharing_a_group_with_ours() -> None:
 
 
 def test_only_ccc_hook_commands_are_ours() -> None:
-    assert is_our_hook_command("/usr/local/bin/ccc hook")
-    assert is_our_hook_command("'/a b/ccc' hook")
-    assert is_our_hook_command("ccc hook")
-    assert not is_our_hook_command("/usr/bin/ccc-hook")
-    assert not is_our_hook_command("/usr/bin/ccc hook --other")
-    assert not is_our_hook_command("myccc hook")
-    assert not is_our_hook_command("echo ccc hook")
-    assert not is_our_hook_command("'unterminated")
+    assert is_our_hook_command("/usr/local/bin/ccc hook" + TAG)
+    assert is_our_hook_command("'/a b/ccc' hook" + TAG)
+    assert is_our_hook_command("ccc hook" + TAG)
+    # Untagged: another tool's `.../ccc hook`, an older install, the user's own: never ours.
+    assert not is_our_hook_command("/usr/local/bin/ccc hook")
+    assert not is_our_hook_command("/opt/othertool/bin/ccc hook")
+    assert not is_our_hook_command("/usr/bin/ccc-hook" + TAG)
+    assert not is_our_hook_command("/usr/bin/ccc hook --other" + TAG)
+    assert not is_our_hook_command("myccc hook" + TAG)
+    assert not is_our_hook_command("echo ccc hook" + TAG)
+    assert not is_our_hook_command("'unterminated" + TAG)
     assert not is_our_hook_command(None)
 
 
@@ -290,9 +295,10 @@ def test_install_twice_then_uninstall_round_trip(tmp: Path, shape: str) -> None:
     assert second.diff == ""
 
     removed = uninstall(path)
-    assert removed.written and removed.backup is not None
+    assert removed.written and removed.backup == first.backup
     assert path.read_text() == original_text, "byte for byte, since it was written with indent 2"
-    assert len(_backups(path)) == 2
+    assert len(_backups(path)) == 1, "one backup per day, holding the state the day began with"
+    assert first.backup.read_text() == original_text
 
     again = uninstall(path)
     assert not again.changed and not again.written
@@ -399,3 +405,88 @@ def test_find_ccc(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp / "nowhere"))
     with pytest.raises(SettingsError, match="cannot find"):
         find_ccc("/usr/bin/python3")
+
+
+# --- hostile settings (issue 14 item 16) ----------------------------------------------------
+
+OTHER_TOOL = {"type": "command", "command": "/opt/othertool/bin/ccc hook"}
+USER_STATUS = {
+    "type": "command",
+    "command": "ccc statusline --format '{model} {branch}'",
+    "padding": 1,
+    "refreshInterval": 3,
+}
+
+
+def test_untagged_entries_are_never_touched() -> None:
+    """Another tool's hook whose command merely ends in ``ccc hook`` and the user's own
+    ``ccc statusline --format …`` were re-pointed by install and removed by uninstall."""
+    before = {
+        "hooks": {"Stop": [{"hooks": [OTHER_TOOL]}]},
+        "statusLine": USER_STATUS,
+    }
+    after = plan_install(before, CCC)
+    assert after["hooks"]["Stop"][0] == {"hooks": [OTHER_TOOL]}, "not re-pointed"
+    assert our_groups(after, "Stop"), "ours added beside it"
+    assert after["statusLine"] == USER_STATUS, "the user's own ccc statusline is kept as is"
+    assert plan_uninstall(after) == before
+    assert plan_uninstall(before) == before, "nothing of theirs is removed"
+
+
+def test_install_notes_name_the_untagged_entries(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    _write(path, {"hooks": {"Stop": [{"hooks": [OTHER_TOOL]}]}, "statusLine": USER_STATUS})
+    notes = install(path, CCC).notes
+    assert any("othertool" in n and "left as they are" in n for n in notes), notes
+    assert any("statusLine already runs" in n for n in notes), notes
+
+
+def test_backup_name_squatted_by_a_symlink_is_refused(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    text = _write(path, {"model": "x"})
+    victim = tmp / "victim"
+    victim.write_text("precious")
+    squat = path.with_name(f"{path.name}.bak-{time.strftime('%Y%m%d')}")
+    squat.symlink_to(victim)
+    with pytest.raises(SettingsError, match="not a regular file"):
+        install(path, CCC)
+    assert victim.read_text() == "precious"
+    assert path.read_text() == text, "nothing written"
+
+
+def test_dangling_settings_symlink_is_refused_and_creates_nothing(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    path.symlink_to(tmp / "does" / "not" / "exist.json")
+    with pytest.raises(SettingsError, match="which does not exist"):
+        install(path, CCC)
+    assert not (tmp / "does").exists()
+
+
+def test_duplicate_keys_are_refused(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    text = '{"hooks": {"Stop": []}, "model": "a", "hooks": {}}\n'
+    path.write_text(text)
+    with pytest.raises(SettingsError, match="'hooks' twice"):
+        install(path, CCC)
+    with pytest.raises(SettingsError, match="twice"):
+        uninstall(path)
+    assert path.read_text() == text
+
+
+def test_settings_fifo_is_refused_not_read(tmp: Path) -> None:
+    path = tmp / "settings.json"
+    os.mkfifo(path)
+    with pytest.raises(SettingsError, match="FIFO"):
+        install(path, CCC)
+
+
+def test_profile_that_does_not_exist_needs_create(tmp: Path) -> None:
+    import subprocess
+    import sys
+
+    missing = tmp / "no-such-profile"
+    env = {**os.environ, "HOME": str(tmp)}
+    cmd = [sys.executable, "-m", "ccc_statusd.cli", "install", "--profile", str(missing)]
+    refused = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert "--create" in refused.stderr and not missing.exists()

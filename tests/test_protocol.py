@@ -352,3 +352,60 @@ def test_huge_and_non_finite_numbers_in_free_fields_are_accepted() -> None:
     for raw in (b"1e400", b"-1e400", b"NaN", b"9" * 4000):
         msg = protocol.decode(b'{"type":"query","query":"ping","timestamp":' + raw + b"}")
         assert isinstance(msg, protocol.Query)
+
+
+# --- lone surrogates (issue 14 item 1) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        (
+            rb'{"type":"statusline","data":{"workspace":{"current_dir":"/tmp/\ud800"}}}',
+            "data.workspace.current_dir",
+        ),
+        (
+            rb'{"type":"register","internal_id":"i1","claude_config_dir":"\udfff"}',
+            "claude_config_dir",
+        ),
+        (rb'{"type":"heartbeat","internal_id":"i1","data":{"cwd":"x\uD800"}}', "data.cwd"),
+        (rb'{"type":"hook","data":{"list":["ok","\ud800"]}}', "data.list.[1]"),
+        (rb'{"type":"hook","data":{"\ud800":1}}', "data.\\ud800"),
+    ],
+)
+def test_lone_surrogate_is_refused_naming_the_field(line: bytes, field: str) -> None:
+    with pytest.raises(RemoteProtocolError) as exc:
+        protocol.decode(line)
+    text = str(exc.value)
+    assert f'field "{field}"' in text and "surrogate" in text, text
+    text.encode("utf-8")  # the error itself can be sent
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_fine() -> None:
+    msg = protocol.decode(rb'{"type":"prompt","session_id":"abcd","text":"\ud83d\ude00 \\ud800"}')
+    assert isinstance(msg, protocol.Prompt)
+    assert msg.text == "\U0001f600 \\ud800"
+
+
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text())
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(data=st.dictionaries(st.text(), _json, max_size=5))
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
+def test_decoded_objects_are_always_encodable(data: dict[str, Any]) -> None:
+    """Whatever JSON arrives (``st.text`` produces lone surrogates), what decode_object returns
+    can be encoded as UTF-8 everywhere, or it was refused with a protocol error."""
+    raw = json.dumps({"type": "hook", "data": data}).encode()  # ensure_ascii: \\udxxx escapes
+    try:
+        obj = protocol.decode_object(raw)
+    except RemoteProtocolError as exc:
+        assert "surrogate" in str(exc)
+        return
+    json.dumps(obj, ensure_ascii=False).encode("utf-8")

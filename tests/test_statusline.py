@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from ccc_statusd.statusline import (
 )
 
 from .fixtures import VERSIONS, fixture_bytes, fixture_path
+from .helpers import short_tmpdir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -565,3 +567,37 @@ def test_strip_ansi_and_clean_match_the_regexes(text: str) -> None:
 @given(_TEXT, st.integers(min_value=-1, max_value=30))
 def test_truncate_matches_the_regex_version(text: str, columns: int) -> None:
     assert truncate(text, columns) == _ref_truncate(text, columns)
+
+
+# --- hostile files (issue 14) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "dotgit-fifo"])
+def test_statusline_prints_when_git_head_is_a_fifo_or_device(kind: str) -> None:
+    """``ccc statusline`` reads the cwd's ``.git/HEAD`` when the daemon is down: a FIFO there
+    blocked ``open`` for ever (Claude Code runs the statusline every turn: processes piled up),
+    ``/dev/zero`` read for ever. It must print its line within its deadline."""
+    work = short_tmpdir("ccc-sl-")
+    try:
+        if kind == "dotgit-fifo":
+            os.mkfifo(work / ".git")
+        else:
+            (work / ".git").mkdir()
+            if kind == "fifo":
+                os.mkfifo(work / ".git" / "HEAD")
+            else:
+                (work / ".git" / "HEAD").symlink_to("/dev/zero")
+        payload = {"session_id": "s-fifo-1", "workspace": {"current_dir": str(work)}}
+        env = {**os.environ, "CCC_CACHE_DIR": str(work / "cache"), "NO_COLOR": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "ccc_statusd.fastcli", "statusline"],
+            input=json.dumps(payload).encode(),
+            capture_output=True,
+            env=env,
+            timeout=20,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip(), proc.stderr
+        assert statusline.read_git_branch(str(work)) is None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

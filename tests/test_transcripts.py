@@ -455,3 +455,19 @@ async def test_a_failing_scan_is_logged_and_retried(
         [agg] = await receive.receive()
         assert agg.session_id == "s1" and calls == 3  # the failed call, then listing + one slice
         nursery.cancel_scope.cancel()
+
+
+def test_a_name_that_is_not_utf8_does_not_block_the_others(
+    tmp: Path, db: sqlite_utils.Database
+) -> None:
+    """Issue 14 item 1: a transcript whose file name is not valid UTF-8 (read from disk as
+    surrogate escapes) failed the whole batch's transaction on every rescan, so no transcript
+    of that config dir was indexed again. It is skipped; the others are indexed."""
+    good = transcript(tmp, "good-0001", user_line())
+    bad_dir = os.fsencode(good.parent)
+    with open(os.path.join(bad_dir, b"bad-\xff\xfe.jsonl"), "wb") as f:
+        f.write(user_line())
+    index = TranscriptIndex(db)
+    changed = index.scan_config_dir(tmp)
+    assert [a.session_id for a in changed] == ["good-0001"]
+    assert index.scan_paths([(Path("/tmp/x\ud800.jsonl"), tmp)]) == []

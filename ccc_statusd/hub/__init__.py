@@ -20,7 +20,6 @@ answered back). It satisfies ``server.Handler``; the transport knows nothing els
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sqlite3
@@ -33,6 +32,7 @@ import trio
 from .. import __version__, protocol
 from ..config import DaemonConfig
 from ..events import EventBus
+from ..oserrors import is_disk_full
 from ..protocol import RemoteProtocolError
 from ..routing import RoutingError
 from ..scheduler import Scheduler
@@ -130,7 +130,7 @@ class Hub:
             rid = protocol.request_id_of(obj) if obj is not None else None
             reply = protocol.response(request_id=rid, error=str(exc))
         except (sqlite3.Error, OSError) as exc:
-            if not disk_full(exc):
+            if not is_disk_full(exc):
                 raise
             self.errors += 1
             rid = protocol.request_id_of(obj) if obj is not None else None
@@ -220,13 +220,6 @@ class Hub:
         if self.loop_stats is not None:
             out["loop"] = self.loop_stats.snapshot()
         return out
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Whether an error from SQLite or the filesystem means "no space left"."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(exc, sqlite3.Error) and "full" in str(exc).lower()
 
 
 def _sender(conn: Conn) -> str | None:

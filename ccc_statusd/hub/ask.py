@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import stat
 from typing import Any
 
 import trio
@@ -30,6 +28,7 @@ from .. import protocol
 from ..askgraph import AskCycle, AskGraph
 from ..events import EventBus
 from ..routing import RoutingError
+from ..safeio import read_tail
 from ..server import Conn
 from ..storeworker import StoreWorker
 from .delivery import QUEUED, Delivery
@@ -183,29 +182,11 @@ class Asks:
         return None
 
 
-def read_tail(path: str, max_bytes: int) -> bytes | None:
-    """The last ``max_bytes`` of a regular file, read without blocking; None for anything else
-    (a FIFO, ``/dev/zero``, a directory) or an unreadable path."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, ValueError):
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        start = max(0, st.st_size - max_bytes)
-        return os.pread(fd, min(max_bytes, st.st_size), start)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 def last_assistant_text(path: str) -> str | None:
     """The text of the last assistant message in a transcript (reads only its tail)."""
-    tail = read_tail(path, TRANSCRIPT_TAIL_BYTES)
-    if tail is None:
+    try:
+        tail = read_tail(path, TRANSCRIPT_TAIL_BYTES)  # non-blocking, regular files only
+    except OSError:
         return None
     for raw in reversed(tail.splitlines()):
         try:

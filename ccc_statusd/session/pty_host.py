@@ -443,7 +443,8 @@ async def _run_host(
 def _create_session_file(paths: Paths, path: Path) -> None:
     try:
         paths.ensure_dir()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+        fd = os.open(path, flags, 0o600)  # O_NONBLOCK: a planted FIFO fails, never blocks
         os.close(fd)
     except OSError as exc:
         log.warning("cannot create %s (the session id will come from the daemon): %s", path, exc)

@@ -12,6 +12,7 @@ which holds their own ``HEAD``; both are followed.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import stat
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +21,10 @@ from pathlib import Path
 from typing import NoReturn
 
 import trio
+
+from ..safeio import read_bounded
+
+log = logging.getLogger(__name__)
 
 # Default seconds between polls: a branch switch shows within this, at a few stats per session.
 GIT_POLL_INTERVAL_S = 2.0
@@ -52,8 +57,7 @@ def git_dir(cwd: Path) -> Path | None:
 
 def _read_gitdir_file(dotgit: Path) -> Path | None:
     try:
-        with open(dotgit, "rb") as f:
-            text = f.read(MAX_HEAD_BYTES).decode("utf-8", "replace")
+        text = read_bounded(dotgit, MAX_HEAD_BYTES, truncate=True).decode("utf-8", "replace")
     except OSError:
         return None
     for line in text.splitlines():
@@ -95,10 +99,10 @@ def parse_head(text: str) -> str | None:
 def read_head(head: Path) -> str | None:
     """:func:`parse_head` of a ``HEAD`` file; None if unreadable."""
     try:
-        with open(head, "rb") as f:
-            return parse_head(f.read(MAX_HEAD_BYTES).decode("utf-8", "replace"))
-    except OSError:
+        raw = read_bounded(head, MAX_HEAD_BYTES, truncate=True)
+    except OSError:  # safeio: also a FIFO/device named HEAD, or a name that cannot be encoded
         return None
+    return parse_head(raw.decode("utf-8", "replace"))
 
 
 def read_branch(cwd: Path) -> str | None:
@@ -113,6 +117,7 @@ class _Seen:
     head: Path | None
     signature: tuple[int, int, int] | None
     branch: str | None
+    broken: bool = False  # the cwd cannot be used as a path: not retried until it changes
 
 
 def _signature(head: Path | None) -> tuple[int, int, int] | None:
@@ -133,17 +138,36 @@ def poll_branches(cwds: Mapping[str, Path], seen: dict[str, _Seen]) -> list[tupl
     for sid in [s for s in seen if s not in cwds]:
         del seen[sid]
     for sid, cwd in cwds.items():
+        # One session's path must never stop the others (or the daemon): a cwd that cannot be
+        # encoded raises UnicodeEncodeError (a ValueError, not an OSError) from every os call.
         cwd = Path(cwd)
         prev = seen.get(sid)
-        head = head_path(cwd)
-        sig = _signature(head)
-        if prev is not None and prev.cwd == cwd and prev.head == head and prev.signature == sig:
+        if prev is not None and prev.broken and prev.cwd == cwd:
             continue
-        branch = read_head(head) if head is not None else None
-        seen[sid] = _Seen(cwd, head, sig, branch)
-        if prev is None or prev.branch != branch:
-            changes.append((sid, branch))
+        try:
+            change = _poll_one(sid, cwd, seen)
+        except Exception as exc:
+            log.warning("git branch of session %s: cannot use cwd %r (%s); skipped", sid, cwd, exc)
+            seen[sid] = _Seen(cwd, None, None, None, broken=True)
+            if prev is None or prev.branch is not None:
+                changes.append((sid, None))
+            continue
+        if change is not None:
+            changes.append(change)
     return changes
+
+
+def _poll_one(sid: str, cwd: Path, seen: dict[str, _Seen]) -> tuple[str, str | None] | None:
+    prev = seen.get(sid)
+    head = head_path(cwd)
+    sig = _signature(head)
+    if prev is not None and prev.cwd == cwd and prev.head == head and prev.signature == sig:
+        return None
+    branch = read_head(head) if head is not None else None
+    seen[sid] = _Seen(cwd, head, sig, branch)
+    if prev is None or prev.branch != branch:
+        return (sid, branch)
+    return None
 
 
 async def run_git_watcher(
@@ -166,7 +190,10 @@ async def run_git_watcher(
         if current or seen:
             changes = await trio.to_thread.run_sync(poll_branches, current, seen)
             for sid, branch in changes:
-                result = on_branch(sid, branch)
-                if inspect.isawaitable(result):
-                    await result
+                try:
+                    result = on_branch(sid, branch)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:  # one session's report must not stop the watcher
+                    log.exception("reporting the branch of session %s failed; going on", sid)
         await trio.sleep(interval_s)

@@ -119,7 +119,11 @@ async def run_tmux_watcher(
             for sid, pane in current.items():
                 by_socket.setdefault(pane.socket, []).append(sid)
             for socket, sids in by_socket.items():
-                live = await list_live_panes(exe, socket, timeout_s=command_timeout_s)
+                try:
+                    live = await list_live_panes(exe, socket, timeout_s=command_timeout_s)
+                except Exception as exc:  # a socket path that cannot be used: skip that server
+                    log.warning("tmux socket %r: %s; its panes are not watched", socket, exc)
+                    continue
                 if live is None:
                     continue
                 for sid in sids:
@@ -128,7 +132,10 @@ async def run_tmux_watcher(
                     prev = reported.get(sid)
                     if prev is None or prev[1] != alive:
                         reported[sid] = (pane, alive)
-                        result = on_pane(sid, alive)
-                        if inspect.isawaitable(result):
-                            await result
+                        try:
+                            result = on_pane(sid, alive)
+                            if inspect.isawaitable(result):
+                                await result
+                        except Exception:  # one session's report must not stop the watcher
+                            log.exception("reporting the pane of session %s failed; going on", sid)
         await trio.sleep(interval_s)

@@ -39,6 +39,7 @@ import sqlite_utils
 import trio
 import watchfiles
 
+from ..safeio import open_regular
 from ..store import write_transaction
 from .transcript_parse import TranscriptAggregate
 
@@ -172,14 +173,20 @@ class TranscriptIndex:
 
     def scan_paths(self, items: Iterable[tuple[Path, Path | None]]) -> list[TranscriptAggregate]:
         """Scan several ``(path, config_dir or None)`` at once, committing in one transaction."""
-        items = [(Path(p), None if c is None else Path(c)) for p, c in items]
+        items = [(Path(p), None if c is None else Path(c)) for p, c in items if _usable(p, c)]
         rows = self._rows_for([p for p, _ in items])
         changed: list[TranscriptAggregate] = []
         upserts: list[dict[str, Any]] = []
         deletes: list[str] = []
         for path, config_dir in items:
             row = rows.get(str(path))
-            result = self._scan_one(path, config_dir, row)
+            try:
+                result = self._scan_one(path, config_dir, row)
+            except (OSError, ValueError) as exc:
+                # One bad file (unreadable, a FIFO, a name that cannot be encoded) must not
+                # keep the others of its batch from being indexed.
+                log.warning("transcript %r skipped: %s", str(path), exc)
+                continue
             if result is None:
                 continue
             agg, new_row = result
@@ -244,7 +251,9 @@ class TranscriptIndex:
             return None
 
         try:
-            with open(path, "rb") as f:
+            # safeio: non-blocking, and fstat must say "regular file" (a FIFO swapped in
+            # after the stat above is refused, not read)
+            with os.fdopen(open_regular(path), "rb") as f:
                 if not restart and row is not None and row["offset"] > 0:
                     head = f.read(min(row["offset"], HEAD_FINGERPRINT_BYTES))
                     restart = _fingerprint(head) != row["head_hash"]
@@ -327,6 +336,21 @@ class TranscriptIndex:
 # --------------------------------------------------------------------- the trio task
 
 
+def _usable(path: Path | str, config_dir: Path | str | None) -> bool:
+    """A path that can be stored and reported: valid UTF-8. A file name with other bytes (read
+    from disk as surrogate escapes) or a lone surrogate would fail the whole batch's
+    transaction, for ever; it cannot name a session anyway (ids are plain ASCII)."""
+    for p in (path, config_dir):
+        if p is None:
+            continue
+        try:
+            str(p).encode("utf-8")
+        except UnicodeEncodeError:
+            log.warning("transcript path %r is not valid UTF-8; skipped", str(p))
+            return False
+    return True
+
+
 async def _maybe_await(result: Awaitable[None] | None) -> None:
     if inspect.isawaitable(result):
         await result
@@ -339,8 +363,11 @@ def _dedupe_dirs(dirs: Iterable[Path]) -> dict[Path, Path]:
     for d in sorted(Path(x).expanduser() for x in dirs):
         try:
             real = d.resolve()
-        except OSError:
+        except (OSError, RuntimeError):
             real = d
+        except ValueError as exc:  # a name that cannot be encoded: not a dir we can watch
+            log.warning("config dir %r cannot be used as a path (%s); not watched", d, exc)
+            continue
         out.setdefault(real, d)
     return {v: real for real, v in out.items()}
 
@@ -474,7 +501,10 @@ class _Watch:
                             )
                             continue
                         if changed:
-                            await _maybe_await(on_change(changed))
+                            try:
+                                await _maybe_await(on_change(changed))
+                            except Exception:
+                                log.exception("reporting changed transcripts failed; going on")
             except OSError:
                 # Too many inotify watches, a projects/ dir removed under us, ...: the periodic
                 # rescan still covers every file, only with rescan latency.
