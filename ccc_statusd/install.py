@@ -31,11 +31,13 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -109,18 +111,72 @@ def _is_ccc(word: str) -> bool:
     return os.path.basename(word) == CCC_NAME
 
 
+# What the hooks and the statusLine run instead of pip's console script (issue 19): the
+# generated script costs what its pip version puts in it (pip 23 imports `re`: +8 ms on every
+# Claude Code event). `python -I -c` skips it (no user site, no PYTHONPATH: the venv's own
+# site-packages only); `-m` would load runpy (+6 ms).
+LAUNCH_CODE = "import sys;from ccc_statusd.fastcli import main;sys.exit(main())"
+
+
+@lru_cache(maxsize=8)
+def ccc_argv(ccc_path: str) -> tuple[str, ...]:
+    """The words that run ``ccc`` in the commands ``ccc install`` writes.
+
+    ``<python> -I -c LAUNCH_CODE`` when ``ccc_path`` is a console script whose interpreter
+    imports the send path in isolated mode (checked once, by running it), else ``ccc_path``
+    itself (a ``pip install --user``, a wrapper script, a path that does not exist yet).
+    """
+    python = _script_python(ccc_path)
+    if python is None:
+        return (ccc_path,)
+    try:
+        probe = subprocess.run(
+            [python, "-I", "-c", "import ccc_statusd.fastcli"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return (ccc_path,)
+    return (python, "-I", "-c", LAUNCH_CODE) if probe.returncode == 0 else (ccc_path,)
+
+
+def _script_python(ccc_path: str) -> str | None:
+    """The interpreter of a Python console script (``#!/abs/path/python3``), else None."""
+    try:
+        with open(ccc_path, "rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    words = first[2:].decode("utf-8", "replace").split() if first.startswith(b"#!") else []
+    if len(words) != 1 or not os.path.isabs(words[0]):
+        return None
+    return words[0] if os.path.basename(words[0]).startswith("python") else None
+
+
+def _ccc_args(words: list[str] | None) -> list[str] | None:
+    """The arguments after ``<path>/ccc`` or ``<python> -I -c LAUNCH_CODE``; None: not ccc."""
+    if not words:
+        return None
+    if _is_ccc(words[0]):
+        return words[1:]
+    if words[1:4] == ["-I", "-c", LAUNCH_CODE]:
+        return words[4:]
+    return None
+
+
 def is_our_hook_command(command: Any) -> bool:
-    """True for ``<path>/ccc hook`` (any path ending in ``ccc``)."""
-    words = _split(command)
-    return words is not None and len(words) == 2 and _is_ccc(words[0]) and words[1] == "hook"
+    """True for ``<path>/ccc hook`` (any path ending in ``ccc``), or the launcher form."""
+    return _ccc_args(_split(command)) == ["hook"]
 
 
 def _our_statusline(command: Any) -> tuple[bool, str | None]:
     """(is it ``<ccc> statusline ...``, the wrapped original command if ``--wrap`` is there)."""
-    words = _split(command)
-    if not words or len(words) < 2 or not _is_ccc(words[0]) or words[1] != "statusline":
+    args = _ccc_args(_split(command))
+    if not args or args[0] != "statusline":
         return False, None
-    rest = words[2:]
+    rest = args[1:]
     for i, word in enumerate(rest):
         if word == "--wrap" and i + 1 < len(rest):
             return True, rest[i + 1]
@@ -130,18 +186,17 @@ def _our_statusline(command: Any) -> tuple[bool, str | None]:
 
 
 def hook_command(ccc_path: str) -> str:
-    return f"{shlex.quote(ccc_path)} hook"
+    return shlex.join([*ccc_argv(ccc_path), "hook"])
 
 
 def statusline_command(ccc_path: str, wrap: str | None = None) -> str:
-    base = f"{shlex.quote(ccc_path)} statusline"
+    base = shlex.join([*ccc_argv(ccc_path), "statusline"])
     return base if wrap is None else f"{base} --wrap {shlex.quote(wrap)}"
 
 
 def _with_ccc_path(command: str, ccc_path: str) -> str:
     """Our command with its executable replaced by ``ccc_path``, every argument kept."""
-    words = _split(command) or []
-    return shlex.join([ccc_path, *words[1:]])
+    return shlex.join([*ccc_argv(ccc_path), *(_ccc_args(_split(command)) or [])])
 
 
 # --- pure planners ------------------------------------------------------------------------
@@ -218,7 +273,8 @@ def plan_install(settings: dict[str, Any], ccc_path: str) -> dict[str, Any]:
         is_ours, _ = _our_statusline(command)
         if is_ours:
             words = _split(command) or []
-            if words[0] != ccc_path:
+            launcher = words[: len(words) - len(_ccc_args(words) or [])]
+            if launcher != list(ccc_argv(ccc_path)):
                 status["command"] = _with_ccc_path(command, ccc_path)
         else:
             status["command"] = statusline_command(ccc_path, wrap=command)
