@@ -454,3 +454,30 @@ async def test_a_failing_scan_is_logged_and_retried(
         [agg] = await receive.receive()
         assert agg.session_id == "s1" and calls == 3  # the failed call, then listing + one slice
         nursery.cancel_scope.cancel()
+
+
+def test_the_store_migration_adopts_a_table_created_before_it(tmp: Path) -> None:
+    """Before migration m003 the watcher created transcript_index itself (sqlite-utils
+    create, maybe without a later column): open_db keeps its rows and adds what is missing."""
+    from ccc_statusd.store import open_db
+
+    path = tmp / "old.db"
+    old = sqlite_utils.Database(sqlite3.connect(path))
+    old.execute(
+        "CREATE TABLE [transcript_index] ([path] TEXT PRIMARY KEY, [session_id] TEXT, "
+        "[config_dir] TEXT, [inode] INTEGER, [offset] INTEGER, [size] INTEGER, [mtime] FLOAT, "
+        "[head_hash] TEXT, [aggregate] TEXT)"
+    )
+    old.execute("INSERT INTO transcript_index (path, session_id) VALUES ('/p.jsonl', 's')")
+    old.conn.commit()
+    old.conn.close()
+    db = open_db(path)
+    try:
+        cols = {r[1] for r in db.execute("PRAGMA table_info(transcript_index)")}
+        assert "updated_at" in cols
+        assert [r[0] for r in db.execute("SELECT session_id FROM transcript_index")] == ["s"]
+        indexes = {r[1] for r in db.execute("PRAGMA index_list(transcript_index)")}
+        assert {"idx_transcript_index_session_id", "idx_transcript_index_config_dir"} <= indexes
+        TranscriptIndex(db)  # nothing left to create
+    finally:
+        db.conn.close()

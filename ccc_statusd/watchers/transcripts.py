@@ -39,7 +39,7 @@ import sqlite_utils
 import trio
 import watchfiles
 
-from ..store import write_transaction
+from ..store import TRANSCRIPT_INDEX_COLUMNS, m003_transcript_index, write_transaction
 from .transcript_parse import TranscriptAggregate
 
 log = logging.getLogger(__name__)
@@ -65,34 +65,16 @@ WATCH_DEBOUNCE_MS = 200
 # How often (ms) the watch thread checks the stop event: bounds shutdown/restart latency.
 WATCH_STEP_MS = 50
 
-SCHEMA: dict[str, type] = {
-    "path": str,
-    "session_id": str,
-    "config_dir": str,
-    "inode": int,
-    "offset": int,
-    "size": int,
-    "mtime": float,
-    "head_hash": str,
-    "aggregate": str,
-    "updated_at": int,
-}
-
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
-    """Create ``transcript_index`` (and its session_id index) if missing; idempotent."""
-    table = db.table(TABLE)
-    if not table.exists():
-        with db.atomic():
-            table.create(SCHEMA, pk="path", if_not_exists=True)
-            table.create_index(["session_id"], if_not_exists=True)
-            table.create_index(["config_dir"], if_not_exists=True)
+    """Create ``transcript_index`` (and its indexes) if missing; idempotent. The schema is the
+    store's migration ``m003_transcript_index``: a database opened with ``open_db`` has it
+    already; this covers one opened without migrations."""
+    have = {row[1] for row in db.execute(f"PRAGMA table_info([{TABLE}])")}
+    if have >= {name for name, _ in TRANSCRIPT_INDEX_COLUMNS}:
         return
-    # A table from an older version: columns are only ever added.
-    existing = table.columns_dict
-    for name, kind in SCHEMA.items():
-        if name not in existing:
-            table.add_column(name, kind)
+    with write_transaction(db):
+        m003_transcript_index(db)
 
 
 def iter_transcripts(config_dir: Path) -> list[Path]:
