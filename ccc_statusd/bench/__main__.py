@@ -514,6 +514,7 @@ async def _daemon_only(run: Run, daemon: Target) -> None:
         await _never_answer(run, daemon)
         await _churn(run, daemon)
         await _cli(run, daemon)
+        await _launcher(run, daemon)
         await _idle(run, daemon)
         sessions.cancel_scope.cancel()
 
@@ -819,6 +820,65 @@ async def _cli(run: Run, daemon: Target) -> None:
         )
     )
     run.details["cli"] = cli_details
+
+
+async def _launcher(run: Run, daemon: Target) -> None:
+    """``ccc hook`` / ``ccc statusline`` as Claude Code runs them, from a venv made as the
+    README says: pip's console script (whatever that pip generates) and the command
+    ``ccc install`` writes (install.ccc_argv), against that venv's ``python -I -c pass``."""
+    from .. import install
+
+    size = run.size
+    bin_dir, how = await trio.to_thread.run_sync(
+        partial(
+            coldstart.readme_venv,
+            build=size.name != "quick",
+        )
+    )
+    figures = [
+        (sub, kind)
+        for sub in ("hook", "statusline")
+        for kind in ("pip's console script", "as `ccc install` writes it")
+    ]
+    if bin_dir is None:
+        for sub, kind in figures:
+            run.add(
+                Row(f"`ccc {sub}` cold, README venv, {kind}", how, target="≤ 1.5×", result="n/a")
+            )
+        return
+    launcher = await trio.to_thread.run_sync(install.ccc_argv, str(bin_dir / "ccc"))
+    up = coldstart.cli_env(str(Path(daemon.socket).parent))
+    stdin = {"hook": coldstart.hook_stdin(), "statusline": coldstart.statusline_stdin()}
+    details: dict[str, Any] = {"venv": how, "launcher": list(launcher)}
+    for sub, kind in figures:
+        cmd = [str(bin_dir / "ccc"), sub] if kind.startswith("pip") else [*launcher, sub]
+        ours, base = await trio.to_thread.run_sync(
+            partial(
+                coldstart.interleaved,
+                cmd,
+                runs=size.cli_runs,
+                env=up,
+                stdin=stdin[sub],
+                python=bin_dir / "python",
+            )
+        )
+        o, b = ours.median_s * 1000, base.median_s * 1000
+        x = ratio(o, b)
+        details[f"{sub}, {kind}"] = {"ours": ours.summary(), "python -I -c pass": base.summary()}
+        failed = f", {ours.failures} failed" if ours.failures else ""
+        installed = not kind.startswith("pip")
+        run.add(
+            Row(
+                f"`ccc {sub}` cold, daemon up, README venv ({how}), {kind} (median of {size.cli_runs})",
+                f"{fmt_ms(o)}{failed}",
+                f"{fmt_ms(b)} (that venv's python -I -c pass)",
+                x,
+                "≤ 1.5× python -I -c pass" if installed else "info",
+                judge(x is not None and x <= 1.5 and ours.failures == 0) if installed else "info",
+                details[f"{sub}, {kind}"],
+            )
+        )
+    run.details["launcher"] = details
 
 
 async def _idle(run: Run, daemon: Target) -> None:
