@@ -452,7 +452,9 @@ async def test_a_failing_scan_is_logged_and_retried(
         with pytest.raises(trio.WouldBlock):  # the initial scan failed, and did not crash
             receive.receive_nowait()
         [agg] = await receive.receive()
-        assert agg.session_id == "s1" and calls == 3  # the failed call, then listing + one slice
+        # The failed call, then the listing and one slice: plan, read (small: on the store
+        # worker), commit.
+        assert agg.session_id == "s1" and calls == 5
         nursery.cancel_scope.cancel()
 
 
@@ -481,3 +483,43 @@ def test_the_store_migration_adopts_a_table_created_before_it(tmp: Path) -> None
         TranscriptIndex(db)  # nothing left to create
     finally:
         db.conn.close()
+
+
+async def test_a_big_scan_is_parsed_off_the_store_worker(
+    tmp: Path, db: sqlite_utils.Database
+) -> None:
+    """Above OFFLOAD_MIN_BYTES the reading and parsing run in their own thread; the result is
+    the same, persisted, and a second scan reads nothing."""
+    from ccc_statusd.watchers import transcripts
+
+    cfg = tmp / "cfg"
+    lines = [user_line(f"prompt {i} " + "x" * 500) for i in range(4000)]
+    big = transcript(cfg, "big", b"".join(lines))
+    assert big.stat().st_size > transcripts.OFFLOAD_MIN_BYTES
+    inner = store_caller()
+    on_store: list[str] = []
+
+    async def call_store(fn: Callable[..., T], *args: Any) -> T:
+        on_store.append(getattr(fn, "__name__", ""))
+        return await inner(fn, *args)
+
+    index = TranscriptIndex(db)
+    send, receive = trio.open_memory_channel[list[TranscriptAggregate]](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_transcript_watcher(
+                index,
+                lambda: [cfg],
+                call_store,
+                send.send,
+                rescan_interval_s=3600,
+                use_watchfiles=False,
+                task_status=task_status,
+            )
+        )
+        [agg] = receive.receive_nowait()
+        nursery.cancel_scope.cancel()
+    assert agg.user_messages == 4000 and agg.malformed_lines == 0
+    assert "_read_all" not in on_store  # parsed in the reader thread, not on the store
+    assert index.scan_config_dir(cfg) == []
+    assert index.for_session("big")["user_messages"] == 4000  # type: ignore[index]
