@@ -354,6 +354,7 @@ async def _startup(run: Run, daemon: Target, relay: Target) -> None:
     await query(daemon.socket, "ping")
     await trio.sleep(0.5)
     d_rss, r_rss = daemon.sample().rss_kib, relay.sample().rss_kib
+    bare_rss = await trio.to_thread.run_sync(bare_python_rss_kib)
     run.add(
         Row(
             "idle daemon: RSS",
@@ -364,6 +365,31 @@ async def _startup(run: Run, daemon: Target, relay: Target) -> None:
             judge(d_rss <= 40 * 1024),
         )
     )
+    run.add(
+        Row(
+            "idle daemon: RSS vs a bare interpreter",
+            f"{d_rss / 1024:.1f} MiB",
+            f"{bare_rss / 1024:.1f} MiB (python -c, sleeping)",
+            ratio(d_rss, bare_rss),
+            "info",
+            "info",
+        )
+    )
+
+
+def bare_python_rss_kib() -> int:
+    """RSS of the bench's interpreter doing nothing (``python -c 'import time; time.sleep()'``)."""
+    proc = subprocess.Popen(
+        [str(coldstart.venv_bin() / "python"), "-c", "import sys, time; print(); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # started: the interpreter is up and idle
+        return load.proc_sample(proc.pid).rss_kib
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 SESSIONS = [f"bench-{i:02d}" for i in range(10)]

@@ -427,10 +427,9 @@ class Daemon:
                     # every few ms would slow the index it measures. The per-session cache
                     # files (written right after a session is listed) say when to ask.
                     now = time.perf_counter()
-                    if (
-                        now - last_list < LIST_FALLBACK_S
-                        and await trio.to_thread.run_sync(self._cached, want) < len(want)
-                    ):
+                    if now - last_list < LIST_FALLBACK_S and await trio.to_thread.run_sync(
+                        self._cached, want
+                    ) < len(want):
                         if now > end:
                             raise TimeoutError(
                                 f"listed {st.listed}/{len(want)} sessions after {deadline_s:g} s"
