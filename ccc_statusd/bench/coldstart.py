@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -85,12 +86,17 @@ def cli_env(cache_dir: str) -> dict[str, str]:
 @dataclass
 class Timing:
     times_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)  # user + system time of each run
     failures: int = 0
     failure_samples: list[str] = field(default_factory=list)
 
     @property
     def median_s(self) -> float:
         return statistics.median(self.times_s) if self.times_s else float("nan")
+
+    @property
+    def median_cpu_s(self) -> float:
+        return statistics.median(self.cpu_s) if self.cpu_s else float("nan")
 
     @property
     def max_s(self) -> float:
@@ -103,6 +109,7 @@ class Timing:
             "median_ms": self.median_s * ms,
             "max_ms": self.max_s * ms,
             "min_ms": min(self.times_s) * ms if self.times_s else float("nan"),
+            "median_cpu_ms": self.median_cpu_s * ms,
             "failures": self.failures,
             "failure_samples": self.failure_samples,
         }
@@ -112,6 +119,7 @@ def _run(
     cmd: list[str], stdin: bytes | None, env: Mapping[str, str], expect_rc: int | None, into: Timing
 ) -> None:
     t0 = time.perf_counter()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         proc = subprocess.run(
             cmd,
@@ -127,6 +135,8 @@ def _run(
         into.times_s.append(RUN_TIMEOUT_S)
         return
     into.times_s.append(time.perf_counter() - t0)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    into.cpu_s.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
     if expect_rc is not None and proc.returncode != expect_rc:
         into.failures += 1
         if len(into.failure_samples) < 3:
