@@ -29,7 +29,9 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .client import Client, ClientError, DaemonNotRunning, default_socket_path, display, not_running
-from .fastcli import (
+from .listing import last_activity, sort_sessions
+from .paths import Paths
+from .sendcmd import (
     EXIT_ERROR,
     EXIT_NOT_RUNNING,
     EXIT_OK,
@@ -44,7 +46,6 @@ from .fastcli import (
     text_arg,
     use_colour,
 )
-from .paths import Paths
 
 # When a rate-limit window resets, wait this much longer before sending: the reset time is the
 # server's, our clock may be a little ahead, and a prompt sent a second early fails again.
@@ -119,7 +120,18 @@ def root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            metavar="HOST",
+            help="Run the command on another host's daemon over ssh (a name from "
+            "~/.config/ccc/hosts or ~/.ssh/config); HOST:SESSION does the same for one session.",
+        ),
+    ] = None,
 ) -> None:
+    if host is not None:  # main() sends these to remote.py before typer parses anything
+        raise fail(f"--host {host} needs a command, e.g.: ccc --host {host} sessions", EXIT_USAGE)
     ctx.obj = _make_state(socket)
 
 
@@ -138,8 +150,31 @@ def _ask(state: State, name: str, **fields: Any) -> Any:
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def complete_session(incomplete: str) -> list[str]:
+    """Shell completion of SESSION: names and ids of the sessions with a cache file (a
+    directory listing and a few small reads: no daemon round trip, nothing slow)."""
+    from .cache import read_session_cache, session_cache_ids
+
+    paths = Paths.default()
+    out: list[str] = []
+    for sid in session_cache_ids(paths):
+        rec = read_session_cache(paths.session_cache(sid)) or {}
+        name = rec.get("name")
+        if isinstance(name, str) and name.startswith(incomplete) and rec.get("state") != "ended":
+            out.append(name)
+        if sid.startswith(incomplete):
+            out.append(sid)
+    return sorted(set(out))
+
+
 SessionArg = Annotated[
-    str, typer.Argument(help="A session id or a unique prefix (at least 4 characters).")
+    str,
+    typer.Argument(
+        help="A session's name, id, or a unique prefix of its id (at least 4 characters).",
+        autocompletion=complete_session,
+    ),
 ]
 
 
@@ -151,10 +186,18 @@ def prompt(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the daemon's whole response as JSON.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait until Claude Code confirms it took the prompt (exit 1 if not)."
+        ),
+    ] = False,
 ) -> None:
     """Send a prompt to a session, typed as if by its user (queued if the session is busy)."""
     raise typer.Exit(
-        send_routed(_state(ctx).explicit_socket, "prompt", session, [text], as_json=as_json)
+        send_routed(
+            _state(ctx).explicit_socket, "prompt", session, [text], as_json=as_json, wait=wait
+        )
     )
 
 
@@ -349,14 +392,32 @@ def statusline(
 
 
 @app.command()
-def sessions(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List sessions: active ones first, with state, model, directory, branch, context and cost."""
+def sessions(
+    ctx: typer.Context,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Also ended sessions and transcript history.")
+    ] = False,
+    as_json: JsonFlag = False,
+    all_hosts: Annotated[
+        bool,
+        typer.Option(
+            "--all-hosts",
+            help="Also list the sessions of every host in ~/.config/ccc/hosts (over ssh, "
+            "concurrently), with a HOST column.",
+        ),
+    ] = False,
+) -> None:
+    """List live sessions: name, state, kind, where, queued, model, cwd, branch, ctx, cost."""
     state = _state(ctx)
+    if all_hosts:
+        raise typer.Exit(_sessions_all_hosts(state, as_json))
     try:
-        records = _ask(state, "list_sessions") or []
+        records = _ask(state, "list_sessions", data={"all": True} if everything else None) or []
     except DaemonNotRunning as exc:
         note(f"{exc}; showing the last known state from {display(str(state.paths.cache_dir))}")
         records = degraded_sessions(state.paths)
+        if not everything:
+            records = [r for r in records if r.get("state") != "ended"]
     except ClientError as exc:
         raise fail(str(exc), exc.exit_code) from None
     records = sort_sessions(records)
@@ -366,28 +427,69 @@ def sessions(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     print_sessions(records, now=time.time(), colour=use_colour(sys.stdout))
 
 
-def last_activity(rec: dict[str, Any]) -> float:
-    transcript = rec.get("transcript")
-    if not isinstance(transcript, dict):
-        transcript = {}
-    for value in (
-        rec.get("last_activity"),
-        rec.get("last_seen"),
-        transcript.get("last_ts_epoch"),
-        rec.get("updated_at"),
-    ):
-        if isinstance(value, int | float) and value > 0:
-            return float(value)
-    return 0.0
+# --- remote hosts (remote.py; loaded only for --host, HOST:SESSION and --all-hosts) ---------
 
 
-def sort_sessions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Connected first, then sessions that have not ended, each by latest activity."""
-    return sorted(
-        records,
-        key=lambda r: (bool(r.get("connected")), r.get("state") != "ended", last_activity(r)),
-        reverse=True,
-    )
+def _sessions_all_hosts(state: State, as_json: bool) -> int:
+    from . import remote
+
+    try:
+        hosts = remote.load_hosts()
+    except ValueError as exc:
+        return error(str(exc), EXIT_USAGE)
+
+    def local() -> remote.HostSessions:
+        try:
+            return remote.HostSessions("local", _ask(state, "list_sessions") or [])
+        except DaemonNotRunning as exc:
+            note(f"local: {exc}; showing the last known state")
+            return remote.HostSessions("local", degraded_sessions(state.paths))
+        except ClientError as exc:
+            return remote.HostSessions("local", [], str(exc))
+
+    results = remote.list_all(hosts, local)
+    records = [
+        r
+        for res in results
+        for r in (
+            remote.merged_records([res])
+            if res.error
+            else [{**x, "host": res.host} for x in sort_sessions(res.records)]
+        )
+    ]
+    if as_json:
+        print_json(records)
+    else:
+        print_host_sessions(records, now=time.time(), colour=use_colour(sys.stdout))
+    for res in results:
+        if res.error:
+            note(f"{res.host}: {res.error}")
+    if not hosts:
+        note(f"no hosts configured in {remote.hosts_file()}; add one per line, e.g.: devbox")
+    return EXIT_OK
+
+
+def print_host_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -> None:
+    """The sessions table with a HOST column first; an unreachable host is one row saying so."""
+    rows: list[list[str]] = []
+    colours: list[list[str | None]] = []
+    width = len(SESSION_HEADERS) + 1
+    for rec in records:
+        host = str(rec.get("host") or "local")
+        if rec.get("state") == "unreachable" and "session_id" not in rec:
+            row = [host, *["-"] * (width - 1)]
+            row[3] = "unreachable"
+            row[SESSION_HEADERS.index("CWD") + 1] = _cut(str(rec.get("error") or ""), CWD_WIDTH)
+            rows.append(row)
+            colours.append([None, None, None, "31", *[None] * (width - 4)])
+            continue
+        row = [host, *session_row(rec, now)]
+        rows.append(row)
+        colours.append(
+            [None, None, None if rec.get("connected") else "2", _STATE_COLOURS.get(row[3])]
+            + [None] * (width - 4)
+        )
+    print_table(["HOST", *SESSION_HEADERS], rows, colours if colour else None)
 
 
 def _context_pct(rec: dict[str, Any]) -> float | None:
@@ -425,9 +527,17 @@ def session_row(rec: dict[str, Any], now: float) -> list[str]:
     cost = rec.get("cost_usd")
     last = last_activity(rec)
     state = str(rec.get("state") or "unknown")
+    if state == "ended" and rec.get("end_reason") in ("crashed", "pane_gone"):
+        state = f"ended ({rec['end_reason'].replace('_', ' ')})"
+    queued = int(rec.get("queued") or 0)
+    waiting_on = str(rec.get("waiting_on") or "")
     return [
+        str(rec.get("name") or "-"),
         str(rec.get("session_id") or "?")[:8],
         state,
+        str(rec.get("kind") or "-"),
+        str(rec.get("where") or "-"),
+        (f"{queued}" + (" draft" if "draft" in waiting_on else "")) if queued else "-",
         str(rec.get("model") or "-"),
         _shorten(display(str(rec["cwd"])), CWD_WIDTH) if rec.get("cwd") else "-",
         str(rec.get("git_branch") or "-"),
@@ -453,6 +563,22 @@ def print_table(
         print("  ".join(cells).rstrip())
 
 
+SESSION_HEADERS = [
+    "NAME",
+    "SESSION",
+    "STATE",
+    "KIND",
+    "WHERE",
+    "QUEUED",
+    "MODEL",
+    "CWD",
+    "BRANCH",
+    "CTX",
+    "COST",
+    "LAST ACTIVITY",
+]
+
+
 def print_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -> None:
     if not records:
         print("no sessions known yet; start one with: ccc run -- claude")
@@ -462,11 +588,11 @@ def print_sessions(records: list[dict[str, Any]], *, now: float, colour: bool) -
     if colour:
         colours = [[None] * len(row) for row in rows]
         for row, cols, rec in zip(rows, colours, records, strict=True):
-            cols[1] = _STATE_COLOURS.get(row[1])
+            cols[2] = _STATE_COLOURS.get(row[2].split(" ")[0])
             if not rec.get("connected"):
-                cols[0] = "2"
+                cols[1] = "2"
     print_table(
-        ["SESSION", "STATE", "MODEL", "CWD", "BRANCH", "CTX", "COST", "LAST ACTIVITY"],
+        SESSION_HEADERS,
         rows,
         colours,
     )
@@ -581,13 +707,18 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         f"ccc-statusd: {data.get('version')}, pid {data.get('pid')}, up {ago(float(data.get('uptime_s') or 0))}"
     )
     print(
-        f"connections: {data.get('connections', 0)} ({data.get('session_clients', 0)} session clients, "
-        f"{data.get('subscribers', 0)} subscribers)"
+        f"connections: {data.get('connections', 0)} "
+        f"({plural(data.get('session_clients', 0), 'session client')}, "
+        f"{plural(data.get('subscribers', 0), 'subscriber')})"
     )
-    print(f"sessions:    {data.get('sessions', 0)}" + (f" ({states})" if states else ""))
+    print(f"sessions:    {data.get('sessions', 0)} live" + (f" ({states})" if states else ""))
     print(f"scheduled:   {data.get('scheduled', 0)}")
     print(f"eval:        {'allowed' if data.get('allow_eval') else 'disabled'}")
     _print_paths(data.get("paths") or _paths_dict(state))
+
+
+def plural(n: Any, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _paths_dict(state: State) -> dict[str, str]:
@@ -670,10 +801,10 @@ def path(ctx: typer.Context, session: SessionArg, as_json: JsonFlag = False) -> 
 
 def degraded_session_path(paths: Paths, sid: str) -> str | None:
     """The seed's discovery order without the daemon: database, cache file, then the
-    filesystem search the daemon does (``queries.discover_path``)."""
+    filesystem search the daemon does (``listing.discover_path``)."""
 
     from .cache import read_session_cache
-    from .queries import discover_path
+    from .listing import discover_path
 
     row = next((r for r in _db_rows(paths, "sessions") if r["session_id"] == sid), None)
     if row and row.get("transcript_path"):
@@ -841,7 +972,7 @@ def schedule_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Schedule a prompt (the default: ccc schedule SESSION TEXT --in 10m)."""
-    from .fastcli import UsageError, text_arg
+    from .sendcmd import UsageError, text_arg
 
     state = _state(ctx)
     timing = [
@@ -927,11 +1058,18 @@ def schedule_list(
         due_in = r["send_at"] - now
         if due_in > 0:
             due = f"in {ago(due_in)}"
+        elif r.get("state") == "parked":
+            due = "parked"
+        elif r.get("state") == "in_flight":
+            due = "typing now"
         elif r.get("trigger") in ("idle", "when_idle"):
             due = "when idle"
         else:
             due = f"overdue {ago(-due_in)}"
-        lines = str(r.get("message") or "").strip().splitlines()
+        text = str(r.get("message") or "")
+        if r.get("kind") == "command":
+            text = f"/{r.get('command_name') or ''} {text}".rstrip()
+        lines = text.strip().splitlines()
         first = lines[0] if lines else ""
         table.append(
             [
@@ -966,10 +1104,15 @@ def schedule_cancel(
             raise fail(
                 f"id prefix {id!r} is ambiguous: it matches {', '.join(sorted(matches))}; give more characters"
             )
-        deleted = store.delete_scheduled(matches[0])
+        outcome = store.cancel_scheduled(matches[0])
     finally:
         store.close()
-    if not deleted:
+    if outcome == "in_flight":
+        raise fail(
+            f"too late: scheduled message {matches[0]} is being typed into its session right "
+            "now; see what became of it with: ccc watch (or ccc sessions)"
+        )
+    if outcome != "cancelled":
         raise fail(
             f"scheduled message {matches[0]} was sent or cancelled meanwhile; nothing to cancel"
         )
@@ -1000,14 +1143,66 @@ def run(
             help="Write the session client's log here (never to the terminal).",
         ),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Name the session (use it wherever a SESSION is accepted)."),
+    ] = None,
 ) -> None:
     """Run Claude Code (or COMMAND) attached to the daemon, so it can receive prompts."""
     from .session import pty_host
 
     state = _state(ctx)
     raise typer.Exit(
-        pty_host.run_command(list(command or []), paths=state.paths, inject=inject, log_path=log)
+        pty_host.run_command(
+            list(command or []), paths=state.paths, inject=inject, log_path=log, name=name
+        )
     )
+
+
+@app.command("name")
+def name_session(
+    ctx: typer.Context,
+    session: SessionArg,
+    new_name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="The new name; leave out to clear it.")
+    ] = None,
+) -> None:
+    """Name a live session (or clear its name); the name works wherever a SESSION does."""
+    state = _state(ctx)
+    try:
+        with Client(state.socket) as client:
+            reply = client.request(
+                {
+                    "type": "query",
+                    "query": "set_name",
+                    "session_id": session,
+                    "data": {"name": new_name or ""},
+                }
+            )
+    except DaemonNotRunning as exc:
+        raise fail(str(exc), EXIT_NOT_RUNNING) from None
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    sid = str(reply.get("session_id") or session)
+    print(
+        f"session {sid[:8]} is now called {new_name}"
+        if new_name
+        else f"session {sid[:8]} has no name now"
+    )
+
+
+@app.command()
+def forget(ctx: typer.Context, session: SessionArg) -> None:
+    """Forget an ended session: its rows in the database and its cache file."""
+    state = _state(ctx)
+    try:
+        data = _ask(state, "forget", session_id=session)
+    except DaemonNotRunning as exc:
+        raise fail(str(exc), EXIT_NOT_RUNNING) from None
+    except ClientError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    ids = (data or {}).get("forgotten") or [session]
+    print("forgot " + ", ".join(str(i) for i in ids))
 
 
 SettingsOpt = Annotated[
@@ -1082,7 +1277,16 @@ def _report_settings(result: Any, dry_run: bool, did: str, nothing: str) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the typer app; returns the exit code (fastcli's fall-through lands here)."""
+    """Run the typer app; returns the exit code (fastcli's fall-through lands here).
+    ``--host H`` and ``H:SESSION`` go to :mod:`ccc_statusd.remote` first."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--host" or a.startswith("--host=") or ":" in a for a in args):
+        from .remote import main as remote_main
+
+        remote_code = remote_main(args)
+        if remote_code is not None:
+            return remote_code
+    argv = args
     try:
         app(args=argv, prog_name="ccc", standalone_mode=True)
     except SystemExit as exc:

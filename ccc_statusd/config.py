@@ -21,6 +21,28 @@ MAX_CONNECTIONS = 16_384
 # Lines waiting to be written to one connection. A session client that stops reading fills it
 # and then gets errors instead of stalling the senders (and the daemon's memory stays bounded).
 OUTBOUND_QUEUE = 256
+# Bytes waiting to be written: per connection, and for all connections together. A peer that
+# never reads is cut off at its own limit; many of them together cannot grow the daemon past
+# the global one (a queued 1 MB prompt used to cost 1.5-3 MB, unbounded in count).
+MAX_CONN_OUTPUT_BYTES = 8 * 1024 * 1024
+MAX_OUTPUT_BYTES = 256 * 1024 * 1024
+# One process may hold this many connections (SO_PEERCRED pid): one runaway script cannot
+# take every slot. The load generator of `make bench` raises it.
+MAX_PER_PEER = 1024
+# Slots that session clients and subscribers (which stay connected) may not take: hooks and
+# one-shot requests always find room.
+RESERVED_SHORT = 64
+MAX_SUBSCRIBERS = 256  # `ccc watch` / `ccc top` windows at once
+# Caps on the outbox and schedule: a flood of queued prompts is refused, not stored for ever.
+MAX_SCHEDULED = 10_000
+MAX_SCHEDULED_PER_SESSION = 1_000
+# Config dirs a client can make the daemon watch (besides ~/.claude, $CLAUDE_CONFIG_DIR and
+# --config-dir): each costs a watch and a scan of its projects/.
+MAX_CLIENT_CONFIG_DIRS = 16
+# Ended sessions are forgotten (rows and cache files) this long after they end; their
+# transcripts stay listed as history (`ccc sessions --all`).
+RETENTION_S = 24 * 3600.0
+LIVENESS_INTERVAL_S = 5.0  # a crashed session shows "ended (crashed)" within this
 SHUTDOWN_GRACE_S = 2.0  # connections get this long to finish their last write on shutdown
 TMUX_ENTER_DELAY_S = 0.05  # FACTS §5: Enter ≥30 ms after a paste, or it is swallowed
 
@@ -36,6 +58,10 @@ class DaemonConfig:
     stale_after_s: float = STALE_AFTER_S
     idle_timeout_s: float = IDLE_TIMEOUT_S
     allow_eval: bool = False
+    # Peer uids accepted besides the owner and root (--allow-uid; see peers.py).
+    allow_uids: list[int] = field(default_factory=list)
+    # Container path → host path prefixes (--path-map; see pathmap.py).
+    path_maps: list[tuple[str, str]] = field(default_factory=list)
     log_level: str = "INFO"
     extra_config_dirs: list[Path] = field(default_factory=list)
     tmux_enter_delay_s: float = TMUX_ENTER_DELAY_S
@@ -43,5 +69,16 @@ class DaemonConfig:
     enable_watchers: bool = True
     transcript_rescan_s: float = 5.0  # new config/project dirs appear within this
     scheduler_retry_s: float = 30.0
+    max_conn_output_bytes: int = MAX_CONN_OUTPUT_BYTES
+    max_output_bytes: int = MAX_OUTPUT_BYTES
+    max_per_peer: int = MAX_PER_PEER
+    reserved_short: int = RESERVED_SHORT
+    max_subscribers: int = MAX_SUBSCRIBERS
+    max_scheduled: int = MAX_SCHEDULED
+    max_scheduled_per_session: int = MAX_SCHEDULED_PER_SESSION
+    max_client_config_dirs: int = MAX_CLIENT_CONFIG_DIRS
+    shutdown_grace_s: float = SHUTDOWN_GRACE_S
+    retention_s: float = RETENTION_S
+    liveness_interval_s: float = LIVENESS_INTERVAL_S
     # Run database calls on the event loop: only for tests on Trio's virtual clock.
     store_inline: bool = False

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import trio
 
     from .hub import Hub
+    from .server import Server
 
 log = logging.getLogger("ccc_statusd")
 
@@ -191,6 +192,7 @@ async def run_daemon(
     import trio
 
     from .hub import Hub
+    from .liveness import run_liveness
     from .reaper import run_reaper
     from .scheduler import Scheduler
     from .server import Server
@@ -212,22 +214,32 @@ async def run_daemon(
         except BaseException:
             await listener.aclose()
             raise
-        hub = Hub(config, store, wall=wall)
+        scheduler = Scheduler(
+            store,
+            wall=wall,
+            retry_s=config.scheduler_retry_s,
+            max_total=config.max_scheduled,
+            max_per_session=config.max_scheduled_per_session,
+        )
+        server = Server(config)
+        server.fit_to_fd_limit()
+        hub = Hub(config, store, scheduler, server, wall=wall)
         await hub.load()
-        server = Server(config, hub)
-        hub.server = server
         if os.environ.get("CCC_BENCH_INSTRUMENT"):
             from .instrument import LoopStats
 
             hub.loop_stats = LoopStats()
             trio.lowlevel.add_instrument(hub.loop_stats)
         log.info("ccc-statusd %s listening on %s (pid %d)", __version__, paths.socket, os.getpid())
+        log.info("%s", server.peers.describe())
+        for container, host in config.path_maps:
+            log.info("path map: %s (container) is read at %s", container, host)
         try:
             async with trio.open_nursery() as nursery:
                 if handle_signals:
-                    await nursery.start(_watch_signals, nursery.cancel_scope, hub)
-                await nursery.start(server.serve, listener)
-                await nursery.start(hub.run_metadata_flusher)
+                    await nursery.start(_watch_signals, nursery.cancel_scope, hub, server)
+                await nursery.start(server.serve, listener, hub)
+                await nursery.start(hub.persistence.run_flusher)
                 await nursery.start(
                     partial(
                         run_reaper,
@@ -237,7 +249,20 @@ async def run_daemon(
                         idle_timeout_s=config.idle_timeout_s,
                     )
                 )
-                await nursery.start(Scheduler(hub, retry_s=config.scheduler_retry_s).run)
+                await nursery.start(scheduler.run, hub.delivery)
+                await nursery.start(
+                    partial(
+                        run_liveness,
+                        lambda: list(hub.directory.sessions.values()),
+                        hub.directory.end,
+                        wall=wall,
+                        interval_s=config.liveness_interval_s,
+                        silent_after_s=config.retention_s,
+                    )
+                )
+                await nursery.start(
+                    partial(hub.persistence.run_pruner, retention_s=config.retention_s)
+                )
                 if config.enable_watchers:
                     from .discovery import run_watchers
 
@@ -252,13 +277,23 @@ async def run_daemon(
             with trio.CancelScope(shield=True):
                 await listener.aclose()
                 with trio.move_on_after(5):
-                    await hub.flush_metadata()
-                await store.aclose()
+                    try:
+                        await hub.flush_metadata()
+                    except Exception as exc:  # a full disk must not turn a stop into a crash
+                        log.error("could not save session metadata at shutdown: %s", exc)
+                try:
+                    await store.aclose()
+                except Exception as exc:
+                    log.error("could not close the database cleanly: %s", exc)
             log.info("ccc-statusd stopped")
 
 
 async def _watch_signals(
-    cancel_scope: trio.CancelScope, hub: Hub, *, task_status: trio.TaskStatus[None]
+    cancel_scope: trio.CancelScope,
+    hub: Hub,
+    server: Server,
+    *,
+    task_status: trio.TaskStatus[None],
 ) -> None:
     import trio
 
@@ -268,9 +303,11 @@ async def _watch_signals(
             if signum == signal.SIGHUP:
                 log.info("SIGHUP: re-scanning sessions and the schedule")
                 await hub.load()
-                hub.wake_scheduler()
+                hub.scheduler.wake()
                 continue
             log.info("%s: shutting down", signal.Signals(signum).name)
+            # Requests in flight (a prompt being typed) get a short grace to be answered.
+            await server.drain(hub.config.shutdown_grace_s)
             cancel_scope.cancel()
             return
 
@@ -365,7 +402,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-watchers", action="store_true", help="do not watch transcripts, git or tmux"
     )
+    p.add_argument(
+        "--max-per-peer",
+        type=int,
+        default=d.max_per_peer,
+        metavar="N",
+        help=f"connections one process may hold (default {d.max_per_peer})",
+    )
+    p.add_argument(
+        "--max-subscribers",
+        type=int,
+        default=d.max_subscribers,
+        metavar="N",
+        help=f"`ccc watch`/`ccc top` event streams at once (default {d.max_subscribers})",
+    )
+    p.add_argument(
+        "--max-scheduled",
+        type=int,
+        default=d.max_scheduled,
+        metavar="N",
+        help=f"scheduled and queued messages in all (default {d.max_scheduled}; "
+        f"{d.max_scheduled_per_session} per session)",
+    )
+    p.add_argument(
+        "--retention",
+        type=float,
+        default=d.retention_s,
+        metavar="S",
+        help=f"forget ended sessions this many seconds after they end (default {d.retention_s:g})",
+    )
+    p.add_argument(
+        "--allow-uid",
+        type=_uid_arg,
+        action="append",
+        default=[],
+        metavar="N",
+        help="also accept connections from uid N, e.g. a rootful container's user (repeatable; "
+        "the owner and root are always accepted)",
+    )
+    p.add_argument(
+        "--path-map",
+        type=_path_map_arg,
+        action="append",
+        default=[],
+        metavar="CONTAINER=HOST",
+        help="read a container's paths at the host dir they are mounted from, e.g. "
+        "/workspace=/home/me/proj (repeatable; longest prefix wins)",
+    )
     return p
+
+
+def _uid_arg(text: str) -> int:
+    from .peers import parse_uid
+
+    try:
+        return parse_uid(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _path_map_arg(text: str) -> tuple[str, str]:
+    from .pathmap import parse_mapping
+
+    try:
+        return parse_mapping(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:
@@ -383,7 +485,19 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         log_level=args.log_level,
         extra_config_dirs=list(args.config_dir),
         enable_watchers=not args.no_watchers,
+        max_per_peer=args.max_per_peer,
+        max_subscribers=args.max_subscribers,
+        max_scheduled=args.max_scheduled,
+        retention_s=args.retention,
+        allow_uids=list(args.allow_uid),
+        path_maps=_build_path_maps(args.path_map),
     )
+
+
+def _build_path_maps(mappings: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    from .pathmap import build
+
+    return build(mappings)
 
 
 def raise_fd_limit(wanted: int) -> None:
@@ -397,8 +511,12 @@ def raise_fd_limit(wanted: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = config_from_args(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:  # e.g. one container dir mapped twice
+        parser.error(str(exc))
     try:
         config.paths.ensure_dir()
     except OSError as exc:

@@ -3,37 +3,84 @@
 A subscriber is a connection turned into an event stream: one ``{"type":"event", ...}`` line
 per event. Publishing never waits: a subscriber whose outbound queue is full is dropped with a
 final error line, so a slow ``ccc watch`` can never stall the daemon. In-process listeners
-(used by ``ask``) get the same event dicts synchronously.
+(``ask``) get the same event dicts synchronously, through ``listen``.
+
+The bus depends only on the two small Protocols below: it knows nothing of connections or
+sessions beyond them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from . import protocol
 
-if TYPE_CHECKING:
-    from .server import Conn
-    from .sessions import SessionInfo
+Listener = Callable[[dict[str, Any]], None]
+
+
+class Subscriber(Protocol):
+    """What the bus needs of a subscribed connection."""
+
+    id: int
+
+    def send_nowait(self, line: bytes) -> bool: ...
+
+    def close(self, error: str | None = None) -> None: ...
+
+
+class Subject(Protocol):
+    """What the bus needs of the session an event is about."""
+
+    @property
+    def session_id(self) -> str | None: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def internal_id(self) -> str | None: ...
+
+    @property
+    def all_ids(self) -> list[str]: ...
 
 
 class EventBus:
-    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, wall: Callable[[], float] = time.time, *, max_subscribers: int = 256):
         self.wall = wall
-        self.subscribers: dict[int, tuple[Conn, str | None]] = {}
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.max_subscribers = max_subscribers
+        self._subscribers: dict[int, tuple[Subscriber, str | None]] = {}
+        self._listeners: list[Listener] = []
 
-    def subscribe(self, conn: Conn, session_filter: str | None) -> None:
-        conn.subscriber = True
-        self.subscribers[conn.id] = (conn, session_filter)
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
 
-    def unsubscribe(self, conn: Conn) -> None:
-        self.subscribers.pop(conn.id, None)
+    def subscribe(self, conn: Subscriber, session_filter: str | None) -> None:
+        """Turn ``conn`` into an event stream; raises ``TooManySubscribers`` at the cap."""
+        if conn.id not in self._subscribers and len(self._subscribers) >= self.max_subscribers:
+            raise TooManySubscribers(
+                f"too many event subscribers ({self.max_subscribers}); close some `ccc watch` "
+                "or `ccc top` windows, or restart the daemon with a higher --max-subscribers"
+            )
+        self._subscribers[conn.id] = (conn, session_filter)
 
-    def publish(self, event: str, info: SessionInfo | None, **fields: Any) -> None:
-        if not self.subscribers and not self.listeners:
+    def unsubscribe(self, conn: Subscriber) -> None:
+        self._subscribers.pop(conn.id, None)
+
+    @contextmanager
+    def listen(self, listener: Listener) -> Iterator[None]:
+        """Call ``listener`` with every event while the block runs."""
+        self._listeners.append(listener)
+        try:
+            yield
+        finally:
+            self._listeners.remove(listener)
+
+    def publish(self, event: str, info: Subject | None, **fields: Any) -> None:
+        if not self._subscribers and not self._listeners:
             return
         body: dict[str, Any] = {"type": "event", "event": event, "time": self.wall()}
         if info is not None:
@@ -44,13 +91,13 @@ class EventBus:
         for name, value in fields.items():
             if value is not None:
                 body[name] = value
-        for listener in list(self.listeners):
+        for listener in list(self._listeners):
             listener(body)
-        if not self.subscribers:
+        if not self._subscribers:
             return
         ids = set(info.all_ids) if info is not None else set()
         line: bytes | None = None
-        for conn, flt in list(self.subscribers.values()):
+        for conn, flt in list(self._subscribers.values()):
             if flt is not None and not any(i.startswith(flt) for i in ids):
                 continue
             if line is None:
@@ -61,3 +108,7 @@ class EventBus:
                     "event stream dropped: this subscriber was not reading events fast enough; "
                     "reconnect to resume (events in between are lost)"
                 )
+
+
+class TooManySubscribers(Exception):
+    """The subscriber cap is reached; ``str(exc)`` is the sentence for the client."""

@@ -24,162 +24,28 @@ from __future__ import annotations
 import os
 import sys
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
-EXIT_INTERRUPTED = 130  # the shell convention for Ctrl-C (128 + SIGINT)
+from .sendcmd import (  # noqa: F401 (re-exported: the entry point keeps its old names)
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    build_routed,
+    env_for_socket,
+    error,
+    note,
+    print_json,
+    run_hook,
+    run_statusline,
+    send_routed,
+    text_arg,
+    use_colour,
+)
 
-# Routed commands: name → (message field for the second positional, needs at least, at most).
 _ROUTED = {"prompt": ("text", 2, 2), "command": ("name", 2, None), "eval": ("code", 2, 2)}
 _FAST = frozenset({"prompt", "command", "eval", "hook", "statusline"})
 _HELP = frozenset({"-h", "--help"})
-
-
-# --- output -------------------------------------------------------------------------------
-
-
-def use_colour(stream: object) -> bool:
-    """Colour only on a terminal, and never with ``NO_COLOR`` set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:  # a closed stream
-        return False
-
-
-def error(message: str, code: int = EXIT_ERROR) -> int:
-    """Print ``ccc: <message>`` on stderr; return ``code`` (for ``return error(...)``)."""
-    prefix = "\x1b[1;31mccc:\x1b[0m" if use_colour(sys.stderr) else "ccc:"
-    try:
-        print(f"{prefix} {message}", file=sys.stderr)
-    except (OSError, ValueError):
-        pass
-    return code
-
-
-def note(message: str) -> None:
-    """An informational line on stderr (stdout carries only results)."""
-    try:
-        print(f"ccc: {message}", file=sys.stderr)
-    except (OSError, ValueError):
-        pass
-
-
-def print_json(obj: object) -> None:
-    import json  # only --json and eval results pay for it (fastjson does not indent)
-
-    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
-
-
-# --- what the send commands do (shared with the typer app) ---------------------------------
-
-
-class UsageError(Exception):
-    """Bad input detected after parsing (empty text): exit 2, same on both paths."""
-
-
-def text_arg(value: str, what: str) -> str:
-    """``-`` reads the text from stdin (all of it, lines kept; trailing newlines dropped)."""
-    if value == "-":
-        try:
-            value = sys.stdin.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(
-                f"cannot read the {what} from stdin ({exc}); pipe UTF-8 text in"
-            ) from None
-        value = value.rstrip("\r\n")
-    if not value.strip():
-        raise UsageError(f"the {what} is empty; pass it as an argument, or pipe it in with -")
-    return value
-
-
-def build_routed(kind: str, session: str, rest: list[str]) -> dict[str, object]:
-    """The wire message for ``ccc prompt|command|eval SESSION ...``. Raises UsageError."""
-    if kind == "prompt":
-        return {"type": "prompt", "session_id": session, "text": text_arg(rest[0], "prompt text")}
-    if kind == "eval":
-        return {"type": "eval", "session_id": session, "code": text_arg(rest[0], "code")}
-    msg: dict[str, object] = {"type": "command", "session_id": session, "name": rest[0]}
-    if not rest[0].strip("/ "):
-        raise UsageError("the command name is empty; give one, e.g.: ccc command SESSION compact")
-    if len(rest) > 1:
-        msg["text"] = " ".join(rest[1:])
-    return msg
-
-
-def send_routed(
-    socket_path: str | None, kind: str, session: str, rest: list[str], *, as_json: bool = False
-) -> int:
-    """Run ``ccc prompt|command|eval``; returns the exit code. Prints the session's answer
-    (eval's result) on stdout, a queued notice on stderr, nothing else on success."""
-    from .client import Client, ClientError
-
-    try:
-        msg = build_routed(kind, session, rest)
-        with Client(socket_path) as client:
-            reply = client.request(msg)
-    except UsageError as exc:
-        return error(str(exc), EXIT_USAGE)
-    except ClientError as exc:
-        return error(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    if as_json:
-        print_json(reply)
-        return EXIT_OK
-    if reply.get("status") == "queued":
-        data = reply.get("data")
-        if not isinstance(data, dict):
-            data = {}
-        sid = reply.get("session_id") or session
-        reason = data.get("reason") or "the session is not idle"
-        ident = (
-            f" (id {data['id']}; cancel with: ccc schedule cancel {data['id']})"
-            if data.get("id")
-            else ""
-        )
-        note(
-            f"queued for session {sid}: {reason}; it will be delivered at its next idle moment{ident}"
-        )
-    elif kind == "eval":
-        result = reply.get("data")
-        if isinstance(result, str):
-            print(result)
-        elif result is not None:
-            print_json(result)
-    return EXIT_OK
-
-
-def env_for_socket(socket_path: str | None) -> dict[str, str] | None:
-    """The environment for ``hook``/``statusline``, which find the daemon via the cache dir:
-    ``--socket DIR/daemon.sock`` becomes ``CCC_CACHE_DIR=DIR`` (another file name cannot be
-    expressed that way and is ignored)."""
-    if socket_path is None or os.path.basename(socket_path) != "daemon.sock":
-        return None
-    env = dict(os.environ)
-    env["CCC_CACHE_DIR"] = os.path.dirname(os.path.abspath(socket_path))
-    return env
-
-
-def run_hook(socket_path: str | None) -> int:
-    from .hookcmd import main as hook_main
-
-    return hook_main(env=env_for_socket(socket_path))
-
-
-def run_statusline(socket_path: str | None, fmt: str | None, wrap: str | None) -> int:
-    from .statusline import main as statusline_main
-
-    try:
-        return statusline_main(fmt, wrap, env=env_for_socket(socket_path))
-    except BaseException:  # a status line never becomes a traceback (statusline.cli does the same)
-        return 0
-
-
-# --- the fast parser ----------------------------------------------------------------------
 
 
 def parse_fast(args: list[str]) -> tuple[str | None, str, list[str], bool] | None:
@@ -219,6 +85,13 @@ def parse_fast(args: list[str]) -> tuple[str | None, str, list[str], bool] | Non
     return socket_path, command, positionals, as_json
 
 
+def _names_a_host(args: list[str], plan: tuple[str | None, str, list[str], bool] | None) -> bool:
+    """A cheap test (no imports): may these arguments address another host?"""
+    if plan is not None:
+        return plan[1] in _ROUTED and ":" in plan[2][0]
+    return any(a == "--host" or a.startswith("--host=") or ":" in a for a in args)
+
+
 def run_typer(args: list[str]) -> int:
     from .cli import main as cli_main
 
@@ -228,7 +101,15 @@ def run_typer(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """The ``ccc`` console script."""
     args = sys.argv[1:] if argv is None else list(argv)
-    plan = None if os.environ.get("_CCC_COMPLETE") else parse_fast(args)
+    completing = os.environ.get("_CCC_COMPLETE")
+    plan = None if completing else parse_fast(args)
+    if not completing and _names_a_host(args, plan):
+        # --host H or HOST:SESSION: run ccc on that host over ssh (remote.py), without typer.
+        from .remote import main as remote_main
+
+        code = remote_main(args)
+        if code is not None:
+            return code
     if plan is None:
         return run_typer(args)
     socket_path, command, positionals, as_json = plan

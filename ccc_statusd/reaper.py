@@ -8,23 +8,24 @@ than ``idle_timeout_s``. Subscribers are exempt: a quiet event stream is normal.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import NoReturn
 
 import trio
 
-from .server import Server
+from .server import Conn, Server
 
 log = logging.getLogger(__name__)
 
 
 def stale_connections(
-    server: Server, now: float, stale_after_s: float, idle_timeout_s: float
+    conns: Iterable[Conn], now: float, stale_after_s: float, idle_timeout_s: float
 ) -> list[tuple[int, str]]:
-    """Which connections to close now, and why (pure over the registry's timestamps)."""
+    """Which connections to close now, and why (pure over the connections' timestamps)."""
     out = []
-    for conn in server.conns.values():
+    for conn in conns:
         silent = now - conn.last_seen
-        if conn.internal_id is not None:
+        if conn.role == "session":
             if silent > stale_after_s:
                 out.append(
                     (
@@ -32,7 +33,7 @@ def stale_connections(
                         f"no heartbeat for {silent:.0f} s (limit {stale_after_s:g} s); reconnect and register again",
                     )
                 )
-        elif not conn.subscriber and not conn.in_request and silent > idle_timeout_s:
+        elif conn.role != "subscriber" and not conn.in_request and silent > idle_timeout_s:
             out.append(
                 (
                     conn.id,
@@ -54,11 +55,9 @@ async def run_reaper(
     while True:
         await trio.sleep(interval_s)
         for conn_id, why in stale_connections(
-            server, trio.current_time(), stale_after_s, idle_timeout_s
+            list(server.conns.values()), trio.current_time(), stale_after_s, idle_timeout_s
         ):
             conn = server.conns.get(conn_id)
             if conn is not None:
-                log.info(
-                    "closing connection %d (%s): %s", conn_id, conn.internal_id or conn.kind, why
-                )
+                log.info("closing connection %d (%s): %s", conn_id, conn.label or conn.role, why)
                 conn.close(why)

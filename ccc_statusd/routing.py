@@ -5,6 +5,7 @@ No I/O: the server asks these functions and acts on the answer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -87,13 +88,21 @@ def decide(
     """
     if info is None:
         raise RoutingError(
-            f"session {target} is known but not connected to the daemon; attach it by starting "
-            "Claude Code with: ccc run -- claude"
+            f"session {target} is not running (it is known from its history only); resume it "
+            f"with: ccc run -- claude --resume {target}"
         )
     if info.state == ENDED:
+        how = {"crashed": "crashed", "pane_gone": "lost its tmux pane"}.get(
+            info.end_reason or "", "ended"
+        )
+        when = _clock(info.state_changed_wall)
         raise RoutingError(
-            f"session {target} has ended; start a new one (ccc run -- claude) or pick another "
-            "from: ccc sessions"
+            f"session {target} {how}{when}; resume it with: ccc run -- claude --resume {target}"
+        )
+    if not client_connected and info.kind in ("pty", "inject") and not info.tmux_pane:
+        raise RoutingError(
+            f"session {target} runs under ccc run, whose connection to the daemon is down (it "
+            "reconnects by itself); try again in a few seconds"
         )
     if kind != "eval" and (client_connected or info.tmux_pane):
         if info.state in _QUEUE_REASONS:
@@ -118,7 +127,7 @@ def decide(
     )
 
 
-def command_line(name: str, args: str | None) -> str:
-    """``/name args`` as typed (a leading ``/`` on ``name`` is optional)."""
-    line = "/" + name.lstrip("/")
-    return f"{line} {args}" if args else line
+def _clock(wall: float | None) -> str:
+    if not wall:
+        return ""
+    return " at " + time.strftime("%Y-%m-%d %H:%M", time.localtime(wall))

@@ -53,22 +53,41 @@ def state_after_hook(event: str, payload: dict[str, Any]) -> str | None:
     return _HOOK_STATE.get(event)
 
 
+@dataclass(slots=True)
+class DeliveryRecord:
+    """One text typed into a session, kept to confirm it against ``UserPromptSubmit``."""
+
+    text: str
+    at_wall: float
+    submitted: bool = False
+
+
 @dataclass(slots=True)  # slots: thousands of idle sessions must stay cheap
 class SessionInfo:
-    """One live (or remembered) session, keyed by ``key``."""
+    """One live (or remembered) session, keyed by ``key``.
+
+    Clocks are named in the field: ``*_wall`` is wall-clock seconds (stored, shown to users),
+    ``*_trio`` is Trio's clock (timeouts and windows, never stored).
+    """
 
     key: str
     session_id: str | None = None
     internal_id: str | None = None
+    name: str | None = None  # unique among live sessions (ccc run --name, ccc name)
     aliases: list[str] = field(default_factory=list)
     kind: str = "adopted"  # pty | inject | adopted | scripted
     state: str = UNKNOWN
-    state_changed_at: float | None = None  # wall clock seconds
+    state_changed_wall: float | None = None
     state_error: str | None = None
     connected: bool = False
+    client_left: bool = False  # its session client disconnected (it is then retired)
     pid: int | None = None
+    pid_start: int | None = None  # the process's start time (ticks): a reused pid is not it
+    end_reason: str | None = None  # exited | crashed | pane_gone, once ended
     cwd: str | None = None
     tmux_pane: str | None = None
+    tmux_socket: str | None = None  # the pane's tmux server, when not the default one
+    container: str | None = None  # the container dir its paths came from (--path-map)
     claude_config_dir: str | None = None
     transcript_path: str | None = None
     model: str | None = None
@@ -77,11 +96,14 @@ class SessionInfo:
     context: dict[str, Any] | None = None
     rate_limits: dict[str, Any] | None = None
     last_assistant_message: str | None = None
-    last_heartbeat: float | None = None  # trio clock
     capabilities: list[str] = field(default_factory=list)
-    first_seen: float | None = None
-    last_activity: float | None = None  # wall clock seconds
-    data: dict[str, Any] = field(default_factory=dict)
+    first_seen_wall: float | None = None
+    last_activity_wall: float | None = None
+    last_heartbeat_trio: float | None = None
+    # Owned by delivery: after typing, later messages wait until this (or the next hook).
+    settle_until_trio: float | None = None
+    deliveries: list[DeliveryRecord] = field(default_factory=list)
+    waiting_on: str | None = None  # why its outbox waits, when its client said "not now"
 
     @property
     def all_ids(self) -> list[str]:
@@ -94,16 +116,21 @@ class SessionInfo:
         """The view shown to clients (``list_sessions``, cache files)."""
         out = {
             "session_id": self.session_id,
+            "name": self.name,
             "internal_id": self.internal_id,
             "aliases": list(self.aliases),
             "kind": self.kind,
             "connected": self.connected,
             "state": self.state,
-            "state_changed_at": self.state_changed_at,
+            "state_changed_at": self.state_changed_wall,
             "state_error": self.state_error,
+            "end_reason": self.end_reason,
+            "waiting_on": self.waiting_on,
             "pid": self.pid,
             "cwd": self.cwd,
             "tmux_pane": self.tmux_pane,
+            "tmux_socket": self.tmux_socket,
+            "container": self.container,
             "claude_config_dir": self.claude_config_dir,
             "transcript_path": self.transcript_path,
             "model": self.model,
@@ -111,18 +138,18 @@ class SessionInfo:
             "cost_usd": self.cost_usd,
             "context_window": self.context,
             "rate_limits": self.rate_limits,
-            "first_seen": self.first_seen,
-            "last_activity": self.last_activity,
+            "first_seen": self.first_seen_wall,
+            "last_activity": self.last_activity_wall,
         }
-        delivered = self.data.get("delivered")
-        if delivered:
+        if self.deliveries:
             # What was last typed into the session and whether Claude Code took it
             # (UserPromptSubmit with the same text): a prompt never "submitted" was swallowed.
-            last = delivered[-1]
+            last = self.deliveries[-1]
+            text = last.text.strip()
             out["last_delivery"] = {
-                "text": last["text"].strip().splitlines()[0][:80] if last["text"].strip() else "",
-                "at": last["at"],
-                "submitted": last["submitted"],
+                "text": text.splitlines()[0][:80] if text else "",
+                "at": last.at_wall,
+                "submitted": last.submitted,
             }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -209,7 +236,7 @@ class SessionRegistry:
         info.state = state
         info.state_error = error if state == FAILED else None
         if changed:
-            info.state_changed_at = now
+            info.state_changed_wall = now
         return changed
 
     def check_consistent(self) -> None:

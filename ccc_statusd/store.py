@@ -95,6 +95,44 @@ def m002_delivery_columns(db: sqlite_utils.Database) -> None:
         meta.add_column(col, typ)  # type: ignore[union-attr]
 
 
+@migrations()
+def m003_outbox_rows(db: sqlite_utils.Database) -> None:
+    """Commands keep their name and arguments apart (no re-parsing of a typed line), and each
+    row has a delivery state: ``pending``, ``in_flight`` (being typed: too late to cancel), or
+    ``parked`` (gave up after repeated permanent errors; listed with its error, never retried)."""
+    sched = db["scheduled_messages"]
+    sched.add_column("command_name", str)  # type: ignore[union-attr]
+    sched.add_column("state", str, not_null_default="pending")  # type: ignore[union-attr]
+    for row in list(db.query("SELECT id, message FROM scheduled_messages WHERE kind = 'command'")):
+        name, _, args = str(row["message"]).lstrip("/").partition(" ")
+        db.execute(
+            "UPDATE scheduled_messages SET command_name = ?, message = ? WHERE id = ?",
+            [name, args, row["id"]],
+        )
+    # The scheduler reads due rows only, and per-session counts are frequent (statusline).
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_sched_state_send_at ON scheduled_messages(state, send_at)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_sched_session ON scheduled_messages(session_id, send_at)"
+    )
+
+
+@migrations()
+def m004_session_identity(db: sqlite_utils.Database) -> None:
+    """What a restart must not lose: the name, how the session ended, its tmux server, and the
+    start time of its pid (a reused pid is not the same process)."""
+    meta = db["session_metadata"]
+    for col, typ in (
+        ("name", str),
+        ("end_reason", str),
+        ("tmux_socket", str),
+        ("pid_start", int),
+    ):
+        meta.add_column(col, typ)  # type: ignore[union-attr]
+    db.execute("CREATE INDEX IF NOT EXISTS idx_meta_alias_of ON session_metadata(alias_of)")
+
+
 @contextmanager
 def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
@@ -124,6 +162,14 @@ def now_s() -> int:
 
 class CorruptDatabase(Exception):
     pass
+
+
+class ScheduleFull(Exception):
+    """A cap on scheduled/queued rows was reached; ``str(exc)`` says what to do."""
+
+
+# Delivery states of a scheduled row (m003).
+PENDING, IN_FLIGHT, PARKED = "pending", "in_flight", "parked"
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
@@ -190,6 +236,10 @@ META_COLUMNS = frozenset(
         "cost_usd",
         "last_assistant_message",
         "data",
+        "name",
+        "end_reason",
+        "tmux_socket",
+        "pid_start",
     }
 )
 CONTEXT_COLUMNS = (
@@ -280,6 +330,40 @@ class Store:
             return dict(row)
         return None
 
+    def forget_session(self, session_ids: list[str]) -> int:
+        """Delete a session's rows (its id and aliases), its context figures: ``ccc forget``."""
+        marks = ", ".join("?" for _ in session_ids)
+        with write_transaction(self.db):
+            cur = self.db.execute(
+                f"DELETE FROM session_metadata WHERE session_id IN ({marks}) "
+                f"OR alias_of IN ({marks})",
+                [*session_ids, *session_ids],
+            )
+            self.db.execute(
+                f"DELETE FROM context_window WHERE session_id IN ({marks})", session_ids
+            )
+        return cur.rowcount
+
+    def ended_before(self, when: int) -> list[str]:
+        """Ids of sessions that ended before ``when`` (wall seconds): retention's candidates."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT session_id FROM session_metadata WHERE alias_of IS NULL AND "
+                "state = 'ended' AND coalesce(state_changed_at, last_seen) < ?",
+                [when],
+            )
+        ]
+
+    def queued_counts(self) -> dict[str, int]:
+        """Waiting rows per session (one query for the whole list)."""
+        return {
+            r[0]: int(r[1])
+            for r in self.db.execute(
+                "SELECT session_id, count(*) FROM scheduled_messages GROUP BY session_id"
+            )
+        }
+
     def session_ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT session_id FROM session_metadata")]
 
@@ -307,11 +391,16 @@ class Store:
         send_at: int,
         *,
         kind: str = "prompt",
+        command_name: str | None = None,
         trigger: str = "at",
         sender: str | None = None,
         now: int | None = None,
         id: str | None = None,
+        max_total: int | None = None,
+        max_per_session: int | None = None,
     ) -> dict[str, Any]:
+        """Insert one row. With caps, refuses (``ScheduleFull``) when the table or the
+        session's outbox already holds that many rows (checked in the same transaction)."""
         row = {
             "id": id or uuid.uuid4().hex[:12],
             "session_id": session_id,
@@ -319,11 +408,23 @@ class Store:
             "send_at": int(send_at),
             "created_at": now_s() if now is None else now,
             "kind": kind,
+            "command_name": command_name,
             "trigger": trigger,
             "attempts": 0,
             "sender": sender,
+            "state": PENDING,
         }
         with write_transaction(self.db):
+            if max_total is not None and self._count() >= max_total:
+                raise ScheduleFull(
+                    f"the schedule is full ({max_total} messages); cancel some with: "
+                    "ccc schedule cancel ID (list them with: ccc schedule list)"
+                )
+            if max_per_session is not None and self._count(session_id) >= max_per_session:
+                raise ScheduleFull(
+                    f"session {session_id[:8]} already has {max_per_session} messages waiting; "
+                    "let it catch up, or cancel some with: ccc schedule cancel ID"
+                )
             self.db["scheduled_messages"].insert(row)  # type: ignore[union-attr]
         return row
 
@@ -335,6 +436,31 @@ class Store:
             args.append(session_id)
         return [dict(r) for r in self.db.query(sql + " ORDER BY send_at, created_at, rowid", args)]
 
+    def due_scheduled(self, now: int, per_session: int) -> list[dict[str, Any]]:
+        """Rows due at ``now`` that may be tried (not parked), oldest first, at most
+        ``per_session`` of each session: a flooded outbox costs a few rows per pass.
+
+        An ``in_flight`` row is one a crash interrupted mid-delivery: it is tried again (its
+        delivery id makes the session client answer a repeat without typing it twice)."""
+        return [
+            {k: v for k, v in dict(r).items() if k not in ("rn", "rid")}
+            for r in self.db.query(
+                "SELECT * FROM (SELECT *, rowid AS rid, row_number() OVER (PARTITION BY "
+                "session_id ORDER BY send_at, created_at, rowid) AS rn FROM scheduled_messages "
+                "WHERE state != ? AND send_at <= ?) WHERE rn <= ? "
+                "ORDER BY send_at, created_at, rid",
+                [PARKED, now, per_session],
+            )
+        ]
+
+    def next_send_at(self, after: int) -> int | None:
+        """The earliest ``send_at`` later than ``after`` among rows that may be tried."""
+        row = self.db.execute(
+            "SELECT min(send_at) FROM scheduled_messages WHERE state != ? AND send_at > ?",
+            [PARKED, after],
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def scheduled_one(self, id: str) -> dict[str, Any] | None:
         for row in self.db.query("SELECT * FROM scheduled_messages WHERE id = ?", [id]):
             return dict(row)
@@ -345,13 +471,46 @@ class Store:
             cur = self.db.execute("DELETE FROM scheduled_messages WHERE id = ?", [id])
         return cur.rowcount > 0
 
-    def record_attempt(self, id: str, error: str | None, now: int | None = None) -> None:
+    def cancel_scheduled(self, id: str) -> str:
+        """Delete a row unless it is being delivered: ``cancelled``, ``in_flight`` or ``missing``."""
         with write_transaction(self.db):
-            self.db.execute(
-                "UPDATE scheduled_messages SET attempts = attempts + 1, last_error = ?, "
-                "last_attempt_at = ? WHERE id = ?",
-                [error, now_s() if now is None else now, id],
+            row = self.db.execute(
+                "SELECT state FROM scheduled_messages WHERE id = ?", [id]
+            ).fetchone()
+            if row is None:
+                return "missing"
+            if row[0] == IN_FLIGHT:
+                return "in_flight"
+            self.db.execute("DELETE FROM scheduled_messages WHERE id = ?", [id])
+        return "cancelled"
+
+    def claim_scheduled(self, id: str) -> dict[str, Any] | None:
+        """Mark a row in flight (from then on it cannot be cancelled) and return it; None if it
+        was cancelled or parked meanwhile."""
+        with write_transaction(self.db):
+            cur = self.db.execute(
+                "UPDATE scheduled_messages SET state = ? WHERE id = ? AND state != ?",
+                [IN_FLIGHT, id, PARKED],
             )
+            if cur.rowcount == 0:
+                return None
+            for row in self.db.query("SELECT * FROM scheduled_messages WHERE id = ?", [id]):
+                return dict(row)
+        return None  # pragma: no cover - the row was just updated
+
+    def release_scheduled(self, id: str, error: str | None, now: int, *, park: bool) -> None:
+        """After an attempt that did not deliver: back to ``pending`` (or ``parked``), with
+        the error counted when there is one (a "not now" is not an attempt)."""
+        state = PARKED if park else PENDING
+        with write_transaction(self.db):
+            if error is None:
+                self.db.execute("UPDATE scheduled_messages SET state = ? WHERE id = ?", [state, id])
+            else:
+                self.db.execute(
+                    "UPDATE scheduled_messages SET state = ?, attempts = attempts + 1, "
+                    "last_error = ?, last_attempt_at = ? WHERE id = ?",
+                    [state, error, now, id],
+                )
 
     def match_scheduled(self, prefix: str) -> list[str]:
         return [
@@ -363,6 +522,9 @@ class Store:
         ]
 
     def count_scheduled(self, session_id: str | None = None) -> int:
+        return self._count(session_id)
+
+    def _count(self, session_id: str | None = None) -> int:
         if session_id is None:
             return int(self.db.execute("SELECT count(*) FROM scheduled_messages").fetchone()[0])
         return int(
@@ -389,7 +551,7 @@ TRANSCRIPT_INDEX_COLUMNS = (
 
 
 @migrations()
-def m003_transcript_index(db: sqlite_utils.Database) -> None:
+def m005_transcript_index(db: sqlite_utils.Database) -> None:
     """Idempotent: databases from before this migration may hold the table already (it was
     created outside migrations); then only missing columns and indexes are added."""
     cols = ", ".join(f"[{name}] {kind}" for name, kind in TRANSCRIPT_INDEX_COLUMNS)

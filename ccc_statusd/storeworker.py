@@ -2,19 +2,21 @@
 
 SQLite work blocks, so it never runs on the Trio thread. A ``CapacityLimiter(1)`` serialises
 the calls (one connection, one writer), and each call is one transaction (``Store`` methods).
+Calls name the method itself (``await worker.call(Store.scheduled, sid)``), so mypy checks
+the arguments and the result type of every one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import trio
 
 from .store import Store
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class StoreWorker:
@@ -22,33 +24,41 @@ class StoreWorker:
     worker thread would let Trio's autojump clock leap ahead while SQLite works."""
 
     def __init__(self, store: Store, *, inline: bool = False) -> None:
-        self.store = store
+        self._store = store
         self.inline = inline
         self._limiter = trio.CapacityLimiter(1)
         self._files = trio.CapacityLimiter(1)
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the worker thread (``fn`` is usually a bound Store method)."""
+    async def call(
+        self, method: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``method(store, *args, **kwargs)`` on the database thread (one at a time)."""
+
+        def run() -> T:
+            return method(self._store, *args, **kwargs)
+
         if self.inline:
             await trio.lowlevel.checkpoint()
-            return fn(*args)
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+            return run()
+        return await trio.to_thread.run_sync(run, limiter=self._limiter)
 
-    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+    async def on_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Other work on the same database connection (the transcript index), serialised with
+        the store calls."""
+        return await self.call(lambda _store: fn(*args, **kwargs))
+
+    async def offload(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Other blocking work (cache files, file reads): off the loop, not queued behind the
         database, and one at a time (two writers of one cache file would share its temp name)."""
+
+        def run() -> T:
+            return fn(*args, **kwargs)
+
         if self.inline:
             await trio.lowlevel.checkpoint()
-            return fn(*args)
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._files)
-
-    async def run(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``Store.<method>(*args, **kwargs)`` off the event loop."""
-        fn = getattr(self.store, method)
-        return await self.call(
-            partial(fn, *args, **kwargs) if kwargs else fn, *args if not kwargs else ()
-        )
+            return run()
+        return await trio.to_thread.run_sync(run, limiter=self._files)
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
-            await self.call(self.store.close)
+            await self.call(Store.close)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,24 @@ from ccc_statusd.daemon import run_daemon
 from ccc_statusd.hub import Hub
 from ccc_statusd.paths import Paths
 
+from .helpers import short_tmpdir
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A fresh directory with a short path, removed after the test (tests/helpers.py: AF_UNIX
+    paths are limited to ~107 bytes, and pytest's tmp_path is often longer)."""
+    d = short_tmpdir("ccc-t-")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
 
 @pytest.fixture
 def cache_dir() -> Iterator[Path]:
-    # AF_UNIX paths are limited to ~107 bytes: pytest's tmp_path is often too long.
-    d = Path(tempfile.mkdtemp(prefix="ccc-", dir="/tmp"))
+    """The daemon's cache dir (its socket lives there): short, like ``short_dir``."""
+    d = short_tmpdir("ccc-")
     try:
         yield d
     finally:

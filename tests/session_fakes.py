@@ -27,6 +27,9 @@ import trio.lowlevel
 
 from ccc_statusd.protocol import LineFramer, encode_dict
 
+from .helpers import short_tmpdir as _short_tmpdir
+from .helpers import wait_until
+
 
 class FakeConnection:
     def __init__(self, stream: trio.SocketStream) -> None:
@@ -182,10 +185,8 @@ class FakeDaemon:
 
 
 def short_tmpdir() -> str:
-    """A temp dir with a short path (AF_UNIX paths are limited to ~107 bytes)."""
-    import tempfile
-
-    return tempfile.mkdtemp(prefix="ccc-", dir="/tmp")
+    """A temp dir with a short path, as a string (see tests/helpers.py)."""
+    return str(_short_tmpdir())
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -264,12 +265,11 @@ class Session:
         return [r for r in rows if event is None or r["event"] == event]
 
     async def wait_record(self, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        with trio.fail_after(STEP_TIMEOUT_S):
-            while True:
-                for row in read_records(self.record):
-                    if pred(row):
-                        return row
-                await trio.sleep(0.02)
+        def found() -> dict[str, Any] | None:
+            return next((row for row in read_records(self.record) if pred(row)), None)
+
+        row: dict[str, Any] = await wait_until(found, limit_s=STEP_TIMEOUT_S)
+        return row
 
     async def ready(self) -> None:
         await self.wait_record(lambda r: r["event"] == "ready")

@@ -1,6 +1,6 @@
 """A stand-in for Claude Code's TUI, for tests: a raw-mode prompt that understands bracketed
 paste, records what happens to a JSON-lines file, and fires hook commands with payloads shaped
-like ``shared/fixtures/claude-code/v2.1.331/hooks-*.json``.
+like ``tests/data/claude-code/v2.1.331/hooks-*.json``.
 
 Usage: ``python standin_tui.py [--record FILE] [--hook-cmd CMD] [--exit-code N]`` (or the
 environment variables ``STANDIN_RECORD``, ``CCC_HOOK_CMD``, ``STANDIN_EXIT_CODE``).

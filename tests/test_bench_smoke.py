@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import trio
@@ -17,9 +16,11 @@ import trio
 from ccc_statusd.bench import index, load
 from ccc_statusd.bench.__main__ import SESSIONS, Row, baseline_target, daemon_target, print_table
 
+from .helpers import short_tmpdir
+
 
 async def test_one_routing_row_against_daemon_and_relay() -> None:
-    root = Path(tempfile.mkdtemp(prefix="cccb-", dir="/tmp"))
+    root = short_tmpdir("cccb-")
     daemon = daemon_target(root / "d", 1.0)
     relay = baseline_target(root, "relay")
     try:
@@ -101,7 +102,7 @@ def test_generated_history_looks_like_claude_code(tmp_path: Path) -> None:
 
 
 async def test_index_phase_tiny() -> None:
-    root = Path(tempfile.mkdtemp(prefix="cccb-", dir="/tmp"))
+    root = short_tmpdir("cccb-")
     try:
         result = await index.run_index_bench(
             root, 20, 1_000_000, index_deadline_s=30, restart_deadline_s=2, warm_runs=2

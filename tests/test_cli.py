@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -34,6 +33,10 @@ from ccc_statusd.client import Client, DaemonError, DaemonNotRunning, DaemonTime
 from ccc_statusd.paths import Paths
 from ccc_statusd.store import Store
 
+from .helpers import short_tmpdir, wait_until_sync
+
+SENT = ("typed", "submitted")  # a prompt or command the session client typed
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CCC = str(BIN / "ccc")
@@ -48,7 +51,7 @@ runner = CliRunner()
 
 def _short_dir() -> Path:
     # AF_UNIX paths are limited to ~107 bytes: pytest's tmp_path is often too long.
-    return Path(tempfile.mkdtemp(prefix="ccc-cli-", dir="/tmp"))
+    return short_tmpdir("ccc-cli-")
 
 
 def _ping(sock: Path) -> bool:
@@ -67,18 +70,21 @@ def start_daemon(cache_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if _ping(cache_dir / "daemon.sock"):
-            return proc
+
+    def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError(
                 f"daemon exited early ({proc.returncode}); see {cache_dir}/daemon.log"
             )
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait()
-    raise AssertionError("daemon did not start within 15 s")
+        return _ping(cache_dir / "daemon.sock")
+
+    try:
+        wait_until_sync(up, limit_s=15, what="the daemon answers a ping")
+    except AssertionError:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
 
 
 def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
@@ -161,9 +167,12 @@ class ScriptedSession:
             pass
 
     def wait_for(self, n: int, timeout: float = 10) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
+        """What arrived once ``n`` messages have; whatever arrived after ``timeout`` (the callers
+        assert on it)."""
+        try:
+            wait_until_sync(lambda: len(self.received) >= n, limit_s=timeout)
+        except AssertionError:
+            pass
         return self.received
 
     def close(self) -> None:
@@ -252,7 +261,7 @@ def test_command_with_args_and_json(live: Paths, session: ScriptedSession) -> No
     )
     assert result.exit_code == 0, result.output
     reply = json.loads(result.stdout)
-    assert reply["status"] == "delivered" and reply["data"] == {"delivered_via": "scripted"}
+    assert reply["status"] in SENT and reply["data"] == {"delivered_via": "scripted"}
     msg = session.wait_for(1)[0]
     assert msg["name"] == "compact" and msg["text"] == "keep it short"
 
@@ -353,8 +362,8 @@ def test_sessions_table_and_json(live: Paths, session: ScriptedSession) -> None:
     table = invoke(live, "sessions")
     assert table.exit_code == 0
     header, *lines = table.stdout.splitlines()
-    assert header.split()[:3] == ["SESSION", "STATE", "MODEL"]
-    row = next(line for line in lines if line.startswith(session.session_id[:8]))
+    assert header.split()[:7] == ["NAME", "SESSION", "STATE", "KIND", "WHERE", "QUEUED", "MODEL"]
+    row = next(line for line in lines if session.session_id[:8] in line)
     assert "Opus 5.5" in row and "12%" in row and "$0.06" in row and "/tmp/project" in row
     assert "\x1b[" not in table.stdout  # not a TTY: no colour
 
@@ -564,6 +573,24 @@ def test_schedule_cancel_ambiguous(down: Paths) -> None:
     )
 
 
+def test_schedule_cancel_too_late_and_list_states(down: Paths) -> None:
+    store = Store(down.db)
+    try:
+        store.add_scheduled("s-1", "being typed", 1, id="fly111")
+        store.claim_scheduled("fly111")
+        store.add_scheduled(
+            "s-1", "keep it", 1, id="cmd222", kind="command", command_name="compact"
+        )
+        store.add_scheduled("s-1", "x", 1, id="prk333")
+        store.release_scheduled("prk333", "bad command name", 1, park=True)
+    finally:
+        store.close()
+    late = invoke(down, "schedule", "cancel", "fly111")
+    assert late.exit_code == 1 and "too late" in late.stderr and "being typed" in late.stderr
+    listed = invoke(down, "schedule", "list").stdout
+    assert "typing now" in listed and "/compact keep it" in listed and "parked" in listed
+
+
 def test_schedule_with_daemon_down_then_picked_up(down: Paths) -> None:
     _seed_db(down, {"session_id": "later-0000-1111", "claude_config_dir": "/x"})
     result = run_ccc(down, "schedule", "later-00", "hello from the past", "--when-idle")
@@ -580,19 +607,19 @@ def test_schedule_with_daemon_down_then_picked_up(down: Paths) -> None:
             rows = json.loads(run_ccc(down, "schedule", "list", "--json").stdout)
             if rows and rows[0]["attempts"] >= 1:
                 break
-        assert rows[0]["last_error"] and "not connected" in rows[0]["last_error"]
+        assert rows[0]["last_error"] and "not running" in rows[0]["last_error"]
         time.sleep(0.2)
         s = ScriptedSession(down, "later-0000-1111")
         try:
             got = s.wait_for(1)
             assert got and got[0]["type"] == "prompt", down.log.read_text()
             assert got[0]["text"] == "hello from the past"
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and json.loads(
-                run_ccc(down, "schedule", "list", "--json").stdout
-            ):
-                time.sleep(0.05)
-            assert json.loads(run_ccc(down, "schedule", "list", "--json").stdout) == []
+            wait_until_sync(
+                lambda: json.loads(run_ccc(down, "schedule", "list", "--json").stdout) == [],
+                limit_s=5,
+                interval_s=0.05,
+                what="the schedule is empty",
+            )
         finally:
             s.close()
     finally:
@@ -719,7 +746,7 @@ def test_default_socket_matches_paths() -> None:
 
 def test_blocking_client_api(live: Paths, session: ScriptedSession) -> None:
     with Client(live.socket) as c:
-        assert c.prompt(session.session_id[:8], "api")["status"] == "delivered"
+        assert c.prompt(session.session_id[:8], "api")["status"] in SENT
         assert c.command(session.session_id, "model", ["opus"])["session_id"] == session.session_id
         assert c.eval(session.session_id, "2*2")["data"] == "result of 2*2"
         assert c.query("ping") == "pong"
@@ -753,10 +780,8 @@ def test_async_client_on_both_backends(
     async def go() -> None:
         async with AsyncClient(live.socket) as c:
             assert await c.query("ping") == "pong"
-            assert (await c.prompt(session.session_id[:8], f"async {backend}"))[
-                "status"
-            ] == "delivered"
-            assert (await c.command(session.session_id, "clear"))["status"] == "delivered"
+            assert (await c.prompt(session.session_id[:8], f"async {backend}"))["status"] in SENT
+            assert (await c.command(session.session_id, "clear"))["status"] in SENT
             assert (await c.eval(session.session_id, "x"))["data"] == "result of x"
             async with anyio.create_task_group() as tg:  # concurrent requests share the connection
                 for _ in range(5):

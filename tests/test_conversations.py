@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -12,7 +13,10 @@ from ccc_statusd.hub import Hub
 
 from .conftest import LineClient, answer_routed
 from .fixtures import hook
+from .helpers import wait_until
 from .test_session_flow import attach, send_hook
+
+SENT = ("typed", "submitted")  # a prompt or command the session client typed
 
 SID = "6656f299-72c7-4382-8647-f94b8f7faaf3"
 
@@ -81,18 +85,34 @@ async def test_ask_falls_back_to_the_transcript(daemon: Hub, connect, cache_dir)
 async def test_two_asks_are_answered_in_order(daemon: Hub, connect) -> None:
     session = await attach(connect)
     hooks = await connect()
-    a, b = await connect(), await connect()
+    a, b, probe = await connect(), await connect(), await connect()
     await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
     replies: dict[str, dict] = {}
+    first_turn_started = trio.Event()
 
     async def ask(c: LineClient, text: str) -> None:
         replies[text] = await c.request({"type": "ask", "session_id": SID, "text": text})
 
+    def outbox_holds(n: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            status = await probe.request({"type": "query", "query": "status"})
+            return bool(status["data"]["scheduled"] == n)
+
+        check.__name__ = f"the outbox holds {n}"
+        return check
+
     async def claude() -> None:
-        for _ in range(2):
+        for turn in range(2):
             msg = await answer_routed(session)
             await send_hook(hooks, hook("UserPromptSubmit", SID, prompt=msg["text"]), "iid-flow")
-            await trio.sleep(0.05)
+            if turn == 0:
+                # The turn stays open until the second ask waits in the outbox.
+                first_turn_started.set()
+                await wait_until(outbox_holds(1))
+            else:
+                # A real turn ends long after the typed prompt was acknowledged; the fake one
+                # waits for that (the Stop, on another connection, could overtake it).
+                await wait_until(outbox_holds(0))
             await send_hook(
                 hooks, hook("Stop", SID, last_assistant_message=f"re: {msg['text']}"), "iid-flow"
             )
@@ -100,7 +120,7 @@ async def test_two_asks_are_answered_in_order(daemon: Hub, connect) -> None:
     async with trio.open_nursery() as n:
         n.start_soon(claude)
         n.start_soon(ask, a, "first")
-        await trio.sleep(0.02)  # the first is delivered (session busy), the second is queued
+        await first_turn_started.wait()  # the first is delivered, the session busy
         n.start_soon(ask, b, "second")
     assert replies["first"]["data"]["reply"] == "re: first"
     assert replies["second"]["data"]["reply"] == "re: second"
@@ -160,15 +180,15 @@ async def test_subscribe_streams_events_and_drops_slow_readers(daemon: Hub, conn
         n.start_soon(drain)
         for _ in range(2_000):
             await send_hook(hooks, big, "iid-flow")
-            if len(daemon.events.subscribers) == 1:
+            if len(daemon.events._subscribers) == 1:
                 break
         n.cancel_scope.cancel()
-    assert len(daemon.events.subscribers) == 1
+    assert len(daemon.events._subscribers) == 1
     await send_hook(hooks, hook("Stop", SID), "iid-flow")
     async with trio.open_nursery() as n:
         n.start_soon(answer_routed, session)
         ok = await hooks.request({"type": "prompt", "session_id": SID, "text": "still routing"})
-    assert ok["status"] == "delivered"
+    assert ok["status"] in SENT
 
 
 async def test_ccc_watch_prints_the_turn(daemon: Hub, connect, paths) -> None:
@@ -179,9 +199,10 @@ async def test_ccc_watch_prints_the_turn(daemon: Hub, connect, paths) -> None:
         stdout=subprocess.PIPE,
     )
     try:
+        await wait_until(
+            lambda: daemon.events.subscriber_count, limit_s=20, what="ccc watch subscribed"
+        )
         with trio.fail_after(20):
-            while not daemon.events.subscribers:  # noqa: ASYNC110 (a subprocess subscribes)
-                await trio.sleep(0.05)
             await send_hook(hooks, hook("SessionStart-startup", SID), "iid-flow")
             async with trio.open_nursery() as n:
                 n.start_soon(play_turn, session, hooks, "ECHO: hi")

@@ -8,12 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ccc_statusd.paths import Paths
+
+from .helpers import wait_until_sync
 
 DAEMON = [sys.executable, "-m", "ccc_statusd.daemon"]
 
@@ -24,15 +25,18 @@ def start(paths: Paths, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if ping(paths.socket):
-            return proc
+
+    def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"daemon exited early: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError("daemon did not start within 10 s")
+        return ping(paths.socket)
+
+    try:
+        wait_until_sync(up, what="the daemon answers a ping")
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 def ping(path: Path) -> bool:
@@ -112,7 +116,10 @@ def test_sighup_keeps_serving(paths: Paths) -> None:
     proc = start(paths)
     try:
         proc.send_signal(signal.SIGHUP)
-        time.sleep(0.2)
+        # handled (it re-scans), and still serving
+        wait_until_sync(
+            lambda: "SIGHUP: re-scanning" in paths.log.read_text(), what="SIGHUP logged"
+        )
         assert ping(paths.socket)
     finally:
         code, _ = stop(proc)
@@ -184,16 +191,15 @@ def test_scheduled_message_survives_kill_9_and_is_delivered_after_restart(paths:
                 json.dumps({"type": "response", "request_id": msg["request_id"]}).encode() + b"\n"
             )
             f.flush()
-        listed = subprocess.run(
-            [*cli, "schedule", "list", "--json"], capture_output=True, text=True, timeout=30
-        )
-        deadline = time.monotonic() + 10
-        while json.loads(listed.stdout) and time.monotonic() < deadline:
-            time.sleep(0.1)
+
+        def schedule_empty() -> bool:
             listed = subprocess.run(
                 [*cli, "schedule", "list", "--json"], capture_output=True, text=True, timeout=30
             )
-        assert json.loads(listed.stdout) == []  # deleted only after the acknowledgement
+            return json.loads(listed.stdout) == []
+
+        # deleted only after the acknowledgement
+        wait_until_sync(schedule_empty, interval_s=0.1, what="the schedule is empty")
     finally:
         stop(again)
 

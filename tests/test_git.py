@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,10 +42,8 @@ def git(cwd: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def tmp() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(dir="/tmp", prefix="ccc-git-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def tmp(short_dir: Path) -> Path:
+    return short_dir
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ subprocess; the rest run the real daemon in-process on the test's nursery.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -35,7 +36,10 @@ from ccc_statusd.paths import Paths
 from ccc_statusd.store import Store
 
 from .conftest import LineClient, answer_routed
+from .helpers import wait_until, wait_until_sync
 from .test_bad_input import PING, BlockingClient, ErrorLog, fd_count
+
+SENT = ("typed", "submitted")  # a prompt or command the session client typed
 
 MiB = 1024 * 1024
 
@@ -60,13 +64,6 @@ def task_count() -> int:
         for nursery in task.child_nurseries:
             todo.extend(nursery.child_tasks)
     return n
-
-
-async def wait_for(predicate: Any, timeout_s: float = 10.0, interval_s: float = 0.01) -> None:
-    """Poll state the daemon changes in its own tasks (or its own process): no event to wait on."""
-    with trio.fail_after(timeout_s):
-        while not await predicate():  # noqa: ASYNC110 - the state lives in the daemon
-            await trio.sleep(interval_s)
 
 
 async def pings(paths: Paths) -> bool:
@@ -240,10 +237,17 @@ async def fuzz_batch(paths: Paths, lines: list[bytes], limit: int) -> None:
     others: list[dict[str, Any]] = []
     c = await open_client(paths)
     try:
+
+        async def send_all() -> None:
+            # A fuzzed register may claim a session id another batch holds: this connection
+            # is then taken over and closed (SPEC §4.6) while we are still sending.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await c.send(
+                    payload + b'{"type":"query","query":"ping","request_id":"batch-end"}\n'
+                )
+
         async with trio.open_nursery() as n:
-            n.start_soon(
-                c.send, payload + b'{"type":"query","query":"ping","request_id":"batch-end"}\n'
-            )
+            n.start_soon(send_all)
             while True:
                 msg = await c.recv()
                 if msg.get("type") != "response":
@@ -324,7 +328,7 @@ async def test_fuzz_through_the_socket(
     async def all_gone() -> bool:  # every fuzz connection was closed and is gone
         return not server.conns
 
-    await wait_for(all_gone)
+    await wait_until(all_gone)
 
 
 # --- a session client that never reads ------------------------------------------------------
@@ -349,15 +353,15 @@ def daemon_process(paths: Paths, *args: str) -> Iterator[subprocess.Popen[bytes]
             stderr=err,
         )
     try:
-        deadline = time.monotonic() + 15
-        while not _pings(paths):
+
+        def up() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(
                     f"daemon exited: {(paths.cache_dir / 'stderr.txt').read_text()}"
                 )
-            if time.monotonic() > deadline:
-                raise AssertionError("daemon did not start within 15 s")
-            time.sleep(0.02)
+            return _pings(paths)
+
+        wait_until_sync(up, limit_s=15, what="the daemon answers a ping")
         yield proc
     finally:
         if proc.poll() is None:
@@ -429,7 +433,7 @@ async def test_slow_consumer_cannot_stall_routing(paths: Paths, connect: Any) ->
                     {"type": "prompt", "session_id": "healthy-01", "text": f"hi {i}"}
                 )
                 latencies.append(trio.current_time() - t0)
-                assert reply["status"] == "delivered", reply
+                assert reply["status"] in SENT, reply
 
         async with trio.open_nursery() as n:
             n.start_soon(serve_healthy)
@@ -453,7 +457,7 @@ async def test_slow_consumer_cannot_stall_routing(paths: Paths, connect: Any) ->
                         sum(outcomes.values()) + parked == STUCK_PROMPTS and len(latencies) == 200
                     )
 
-                await wait_for(only_parked_left, timeout_s=90, interval_s=0.05)
+                await wait_until(only_parked_left, limit_s=90, interval_s=0.05)
                 rss_during = rss_kib(proc.pid)
                 await stuck.aclose()
             n.cancel_scope.cancel()
@@ -485,7 +489,8 @@ async def test_churn_returns_to_baseline(nursery: trio.Nursery, paths: Paths, co
     warm = await connect()
     await warm.request({"type": "register", "internal_id": "warm", "session_id": "churn-warm"})
     await warm.aclose()
-    await trio.sleep(0.05)
+    server = hub.server
+    await wait_until(lambda: not server.conns, what="the warm-up connection is gone")
     base_fds, base_tasks = await quiet_fd_count(), task_count()
     counter = iter(range(CHURN_CYCLES))
 
@@ -508,13 +513,13 @@ async def test_churn_returns_to_baseline(nursery: trio.Nursery, paths: Paths, co
     server = hub.server
 
     async def all_gone() -> bool:
-        return not server.conns and not server.clients
+        return not server.conns and not hub.clients.by_key
 
-    await wait_for(all_gone)
+    await wait_until(all_gone)
     await hub.flush_metadata()
     assert await quiet_fd_count() == base_fds
     assert task_count() == base_tasks
-    assert len(hub.events.subscribers) == 0, "closed subscribers are still registered"
+    assert len(hub.events._subscribers) == 0, "closed subscribers are still registered"
     hub.registry.check_consistent()
     # Sessions with ids are remembered (that is their point); the rest are forgotten.
     assert len(hub.registry.sessions) <= 11, len(hub.registry.sessions)
@@ -574,6 +579,19 @@ def heartbeat_storm(paths: Paths, clients: int, rounds: int) -> list[BlockingCli
     return conns
 
 
+def storm_rows(paths: Paths) -> int:
+    """How many of the storm's sessions the database holds (0 before its tables exist)."""
+    try:
+        with closing(sqlite3.connect(f"file:{paths.db}?mode=ro", uri=True, timeout=5)) as db:
+            return int(
+                db.execute(
+                    "SELECT count(*) FROM session_metadata WHERE session_id LIKE 'storm-sess-%'"
+                ).fetchone()[0]
+            )
+    except sqlite3.OperationalError:
+        return 0
+
+
 def test_kill_9_loses_no_scheduled_message(paths: Paths) -> None:
     paths.ensure_dir()
     expected: set[str] = set()
@@ -582,7 +600,8 @@ def test_kill_9_loses_no_scheduled_message(paths: Paths) -> None:
         expected |= add_pending_rows(paths, 20)
         with daemon_process(paths, "--log-level", "WARNING") as proc:
             conns = heartbeat_storm(paths, clients=6, rounds=400)
-            time.sleep(0.15)  # mid-storm: heartbeats and scheduler attempts are being written
+            # Mid-storm: the flusher has started writing the storm's rows (and goes on).
+            wait_until_sync(lambda: storm_rows(paths) > 0, what="the storm reaches the database")
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
             for c in conns:
@@ -590,32 +609,29 @@ def test_kill_9_loses_no_scheduled_message(paths: Paths) -> None:
         ids, integrity = scheduled_ids_and_integrity(paths)
         assert integrity == "ok"
         assert ids == expected, f"cycle {cycle}: lost {expected - ids}"
-        with closing(sqlite3.connect(paths.db)) as db:  # the storm was writing when the kill came
-            assert (
-                db.execute(
-                    "SELECT count(*) FROM session_metadata WHERE session_id LIKE 'storm-sess-%'"
-                ).fetchone()[0]
-                > 0
-            )
+        assert storm_rows(paths) > 0  # the storm was writing when the kill came
     # The restart after kill -9: stale pid file and socket are no obstacle; rows still listed,
     # the due ones with their last error (never silently dropped).
     with daemon_process(paths):
         with BlockingClient(str(paths.socket)) as c:
             # Rows of one session go in order, so the first due row of each absent session
             # carries the error; the rest wait behind it, listed.
-            deadline = time.monotonic() + 10
-            while True:
+            rows: list[dict[str, Any]] = []
+            first_due: dict[str, dict[str, Any]] = {}
+
+            def errors_recorded() -> bool:
+                nonlocal rows, first_due
                 rows = c.request({"type": "query", "query": "list_scheduled"})["data"]
                 first_due = {}
                 for r in rows:
                     if r["send_at"] <= time.time():
                         first_due.setdefault(r["session_id"], r)
-                if (
-                    all(r.get("last_error") for r in first_due.values())
-                    or time.monotonic() > deadline
-                ):
-                    break
-                time.sleep(0.05)
+                return all(r.get("last_error") for r in first_due.values())
+
+            try:
+                wait_until_sync(errors_recorded, interval_s=0.05)
+            except AssertionError:
+                pass  # the assertions below say what is missing
             assert {r["id"] for r in rows} == expected
             assert len(first_due) == 3, first_due
             for r in first_due.values():
@@ -845,7 +861,7 @@ async def test_max_connections_cap(nursery: trio.Nursery, paths: Paths, connect:
     async def one_closed() -> bool:
         return len(server.conns) == 3
 
-    await wait_for(one_closed)
+    await wait_until(one_closed)
     again = await connect()
     assert (await again.request(PING))["data"] == "pong"
     for c in open_[1:]:
@@ -895,10 +911,10 @@ async def test_reaper_closes_silent_session_clients(
     last = await silent.recv()
     assert "no heartbeat for" in last["error"] and "90 s" in last["error"]
     await assert_closed(silent)
-    assert hub.server is not None and set(hub.server.clients) == {"iid-alive"}
+    assert hub.server is not None and set(hub.clients.by_key) == {"iid-alive"}
     hub.registry.check_consistent()
     active = (await alive.request({"type": "query", "query": "active_sessions"}))["data"]
     assert [s["session_id"] for s in active] == ["alive-0001"]
     sender = await connect()
     reply = await sender.request({"type": "prompt", "session_id": "silent-0001", "text": "x"})
-    assert "not connected" in reply["error"]
+    assert "not running" in reply["error"]

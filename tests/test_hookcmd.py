@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 from ccc_statusd import hookcmd
 
+from .fixtures import fixture_bytes
+from .helpers import wait_until_sync
 from .session_fakes import short_tmpdir
 
-FIXTURES = Path("/work/shared/fixtures/claude-code/v2.1.331")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -56,11 +57,12 @@ class LineServer:
                 self.received.append(b"".join(chunks))
 
     def wait(self, count: int = 1, timeout_s: float = 5.0) -> list[bytes]:
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
+        """What arrived once ``count`` connections have sent; whatever arrived after
+        ``timeout_s`` (the callers assert on it)."""
+        try:
+            wait_until_sync(lambda: len(self.received) >= count, limit_s=timeout_s)
+        except AssertionError:
+            pass
         return self.received
 
     def close(self) -> None:
@@ -101,7 +103,7 @@ def _env(cache: Path, **extra: str) -> dict[str, str]:
 
 
 def test_no_daemon_exits_0_silently(cache: Path) -> None:
-    payload = (FIXTURES / "hooks-UserPromptSubmit.json").read_bytes()
+    payload = fixture_bytes("hooks-UserPromptSubmit")
     proc = _run(payload, _env(cache))
     assert proc.returncode == 0
     assert proc.stdout == b"" and proc.stderr == b""
@@ -118,7 +120,7 @@ def test_bad_input_exits_0_silently(cache: Path, server: LineServer, stdin: byte
 
 
 def test_sends_one_line_with_env(cache: Path, server: LineServer) -> None:
-    payload = json.loads((FIXTURES / "hooks-SessionStart-startup.json").read_text())
+    payload = json.loads(fixture_bytes("hooks-SessionStart-startup"))
     env = _env(
         cache,
         CCC_INTERNAL_ID="iid-1234",
@@ -157,7 +159,7 @@ def test_only_present_env_and_unsafe_internal_id_dropped(cache: Path, server: Li
 
 
 def test_big_payload_is_trimmed_under_the_line_limit(cache: Path, server: LineServer) -> None:
-    payload = json.loads((FIXTURES / "hooks-PostToolUse-echo.json").read_text())
+    payload = json.loads(fixture_bytes("hooks-PostToolUse-echo"))
     payload["tool_response"]["stdout"] = "y" * (3 * 1024 * 1024)
     hookcmd.main(io.BytesIO(json.dumps(payload).encode()), _env(cache))
     (raw,) = server.wait(1)

@@ -6,7 +6,6 @@ import json
 import os
 import shlex
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ from ccc_statusd.install import (
     plan_uninstall,
     uninstall,
 )
+
+from .helpers import short_tmpdir
 
 CCC = "/opt/ccc venv/bin/ccc"  # a space, so quoting is exercised everywhere
 HOOK_CMD = "'/opt/ccc venv/bin/ccc' hook"
@@ -59,7 +60,7 @@ SHAPES: dict[str, dict[str, Any]] = {
 
 @pytest.fixture
 def tmp() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="ccc-inst-", dir="/tmp"))
+    d = short_tmpdir("ccc-inst-")
     try:
         yield d
     finally:

@@ -19,7 +19,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,8 @@ from hypothesis import strategies as st
 
 from ccc_statusd import fastjson
 
+from .helpers import short_tmpdir
+
 HEAVY = ("trio", "anyio", "asyncio", "pydantic", "rich", "typer", "click", "sqlite_utils")
 # Standard-library modules a bare interpreter does not load and the send path must not either
 # (named for a readable failure; ALLOWED below is the full rule).
@@ -39,6 +40,8 @@ FORBIDDEN = HEAVY + SLOW_STDLIB
 ALLOWED_EXTRA = frozenset({"__future__", "_json", "_socket"})
 SEND_PATH = (
     "ccc_statusd.fastcli",
+    "ccc_statusd.sendcmd",
+    "ccc_statusd.wire",
     "ccc_statusd.client",
     "ccc_statusd.hookcmd",
     "ccc_statusd.statusline",
@@ -82,6 +85,15 @@ def _unexpected(modules: set[str], bare: set[str]) -> tuple[list[str], list[str]
     return forbidden, extra
 
 
+def test_the_editable_install_adds_no_import_hook() -> None:
+    # `make` installs the package editable; setuptools does it with a plain .pth path line only
+    # because pyproject.toml says `package-dir = {"" = "."}`. Without it, an import hook
+    # (``__editable___*_finder``) would run in every interpreter, before the send path starts.
+    modules, _ = _modules("pass")
+    hooks = sorted(m for m in modules if m.startswith("__editable__"))
+    assert hooks == [], f"an editable import hook loads at start-up: {hooks}; see pyproject.toml"
+
+
 @pytest.mark.parametrize("module", SEND_PATH)
 def test_send_path_module_imports_only_what_it_needs(module: str, bare_modules: set[str]) -> None:
     modules, _ = _modules(f"import {module}")
@@ -92,7 +104,7 @@ def test_send_path_module_imports_only_what_it_needs(module: str, bare_modules: 
 def fake_daemon() -> Iterator[str]:
     """A socket that answers every line like a daemon delivering a prompt (so the success path
     runs to the end, reply parsing included), without the daemon's own start-up in the test."""
-    d = tempfile.mkdtemp(prefix="ccc-imp-", dir="/tmp")
+    d = str(short_tmpdir("ccc-imp-"))
     server = socket.socket(socket.AF_UNIX)
     server.bind(os.path.join(d, "daemon.sock"))
     server.listen()
@@ -153,7 +165,7 @@ HOOK_STDIN = json.dumps({"session_id": "s-1", "hook_event_name": "Stop"})
 def test_send_commands_import_only_what_they_need(
     fake_daemon: str, bare_modules: set[str], args: list[str], stdin: str, up: bool, rc: int
 ) -> None:
-    cache = fake_daemon if up else tempfile.mkdtemp(prefix="ccc-imp-down-", dir="/tmp")
+    cache = fake_daemon if up else str(short_tmpdir("ccc-imp-down-"))
     try:
         env = {**os.environ, "CCC_CACHE_DIR": cache}
         code = f"from ccc_statusd.fastcli import main\nrc = main({args!r})\nassert rc == {rc}, rc"

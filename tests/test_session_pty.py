@@ -30,6 +30,7 @@ from ccc_statusd.session.keys import (
 )
 from ccc_statusd.session.pty_host import EVAL_ERROR, PtyHost, _exit_code
 
+from .helpers import wait_until
 from .session_fakes import (
     STEP_TIMEOUT_S,
     FakeDaemon,
@@ -139,6 +140,22 @@ async def run_session(nursery: trio.Nursery) -> AsyncIterator[Callable[..., Any]
         cleanup()
 
 
+async def route_once_free(
+    s: Session, msg: dict[str, Any], waits: tuple[str, ...] = ("just_delivered",)
+) -> dict[str, Any]:
+    """Route ``msg`` again while the session client declines it for one of the reasons in
+    ``waits`` (its own time windows, running in its process: a declined message is not typed),
+    and return its first other answer."""
+
+    async def answer() -> dict[str, Any] | None:
+        reply = await s.route(msg)
+        declined = reply.get("status") == "not_idle"
+        return None if declined and (reply.get("data") or {}).get("reason") in waits else reply
+
+    reply: dict[str, Any] = await wait_until(answer, limit_s=STEP_TIMEOUT_S, interval_s=0.05)
+    return reply
+
+
 async def test_prompts_and_commands_are_delivered_once(run_session: Any) -> None:
     s: Session = await run_session()
     ready = s.records("ready")[0]
@@ -158,17 +175,18 @@ async def test_prompts_and_commands_are_delivered_once(run_session: Any) -> None
     # multi-line (with CRLF and a bare CR) and a long text: one prompt each, intact
     text = "line one\nline two\r\nline three\rline four"
     long_text = "x" * 1500
-    await trio.sleep(0.35)  # past the post-delivery grace
-    reply = await s.route({"type": "prompt", "text": text, "data": {"state": "idle"}})
+    reply = await route_once_free(s, {"type": "prompt", "text": text, "data": {"state": "idle"}})
     assert reply.get("error") is None, reply
     await s.wait_record(lambda r: r["event"] == "stop" and r["prompt"].startswith("line one"))
-    await trio.sleep(0.35)
-    reply = await s.route({"type": "prompt", "text": long_text, "data": {"state": "idle"}})
+    reply = await route_once_free(
+        s, {"type": "prompt", "text": long_text, "data": {"state": "idle"}}
+    )
     assert reply.get("error") is None, reply
     await s.wait_record(lambda r: r["event"] == "stop" and r["prompt"] == long_text)
 
-    await trio.sleep(0.35)
-    reply = await s.route({"type": "command", "name": "/clear", "data": {"state": "idle"}})
+    reply = await route_once_free(
+        s, {"type": "command", "name": "/clear", "data": {"state": "idle"}}
+    )
     assert reply.get("error") is None, reply
     await s.wait_record(lambda r: r["event"] == "cleared")
 
@@ -201,8 +219,10 @@ async def test_draft_declines_without_merging(run_session: Any) -> None:
     mark = len(s.term.output)
     await s.term.type(b"my dra")
     await s.term.wait_output(b"my dra", mark)
-    await trio.sleep(0.6)  # typing grace over: the draft alone must decline
-    reply = await s.route({"type": "prompt", "text": "injected", "data": {"state": "idle"}})
+    # once the typing grace is over, the draft alone declines
+    reply = await route_once_free(
+        s, {"type": "prompt", "text": "injected", "data": {"state": "idle"}}, waits=("typing",)
+    )
     assert reply["status"] == "not_idle"
     assert "draft" in reply["error"] and reply["data"] == {"reason": "draft"}
     # the user finishes and submits their own prompt: nothing was merged into it
@@ -211,8 +231,9 @@ async def test_draft_declines_without_merging(run_session: Any) -> None:
     reply = await s.route({"type": "prompt", "text": "injected", "data": {"state": "idle"}})
     assert reply["status"] == "not_idle" and "typed" in reply["error"]
     await s.wait_record(lambda r: r["event"] == "stop" and r["prompt"] == "my draft")
-    await trio.sleep(0.6)
-    reply = await s.route({"type": "prompt", "text": "injected", "data": {"state": "idle"}})
+    reply = await route_once_free(
+        s, {"type": "prompt", "text": "injected", "data": {"state": "idle"}}, waits=("typing",)
+    )
     assert reply.get("error") is None, reply
     await s.wait_record(lambda r: r["event"] == "stop" and r["prompt"] == "injected")
     assert [r["prompt"] for r in s.records("submit")] == ["my draft", "injected"]
@@ -220,10 +241,13 @@ async def test_draft_declines_without_merging(run_session: Any) -> None:
 
 async def test_cleared_draft_sends_an_early_heartbeat(run_session: Any) -> None:
     s: Session = await run_session(typing_grace=0.2)
+    mark = len(s.term.output)
     await s.term.type(b"half a thought")
-    await trio.sleep(0.3)
-    reply = await s.route({"type": "prompt", "text": "queued", "data": {"state": "idle"}})
-    assert reply["status"] == "not_idle"
+    await s.term.wait_output(b"half a thought", mark)  # the session client has seen the keys
+    reply = await route_once_free(
+        s, {"type": "prompt", "text": "queued", "data": {"state": "idle"}}, waits=("typing",)
+    )
+    assert reply["status"] == "not_idle" and reply["data"] == {"reason": "draft"}
     assert not [m for m in s.daemon.received if m["type"] == "heartbeat"]
     await s.term.type(b"\x15")  # Ctrl-U: the user drops the draft (no hook fires for that)
     with trio.fail_after(STEP_TIMEOUT_S):
@@ -238,11 +262,10 @@ async def test_unknown_state_needs_a_quiet_terminal(run_session: Any) -> None:
     mark = len(s.term.output)
     await s.term.type(b"\r")  # the stand-in redraws its prompt: the terminal is active
     await s.term.wait_output("❯ ".encode(), mark)
-    await trio.sleep(0.2)  # past the typing grace, well within the quiet period
-    reply = await s.route({"type": "prompt", "text": "early"})
+    # past the typing grace, well within the quiet period
+    reply = await route_once_free(s, {"type": "prompt", "text": "early"}, waits=("typing",))
     assert reply["status"] == "not_idle" and "terminal was active" in reply["error"]
-    await trio.sleep(1.0)
-    reply = await s.route({"type": "prompt", "text": "later"})
+    reply = await route_once_free(s, {"type": "prompt", "text": "later"}, waits=("not_quiet",))
     assert reply.get("error") is None, reply
     await s.wait_record(lambda r: r["event"] == "stop" and r["prompt"] == "later")
     assert [r["prompt"] for r in s.records("submit")] == ["later"]

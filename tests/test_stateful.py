@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 from ccc_statusd.config import DaemonConfig
 from ccc_statusd.paths import Paths
 
+from .helpers import wait_until_sync
 from .test_bad_input import BlockingClient, ThreadedDaemon, fd_count, short_cache_dir
 
 RUNS = itertools.count(1)
@@ -51,11 +52,7 @@ BAD_LINES = [
 
 
 def wait_until(check: Callable[[], bool], what: Callable[[], str]) -> None:
-    deadline = time.monotonic() + SETTLE_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(what())
-        time.sleep(0.002)
+    wait_until_sync(check, limit_s=SETTLE_S, interval_s=0.002, what=what)
 
 
 def quiet_fd_count() -> int:
@@ -158,6 +155,14 @@ class ProtocolMachine(RuleBasedStateMachine):
             last = old.read_to_eof()
             assert len(last) == 1 and "replaced" in last[0]["error"], last
             old.close()
+        if s is not None:
+            holder = self.owner.get(self.sid(s))
+            if holder is not None and holder != key and holder in self.conns:
+                # SPEC §4.6: a session id held by another live client is taken over; that
+                # client is told why and closed.
+                last = self.conns[holder].read_to_eof()
+                assert any("replaced" in (m.get("error") or "") for m in last), last
+                self._gone(holder)
         self.conns[key] = c
         self.current.setdefault(key, None)
         self.aliases.setdefault(key, [])
@@ -192,13 +197,28 @@ class ProtocolMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.conns)
     @rule(data=st.data())
-    def associate_from_the_wrong_connection(self, data: st.DataObject) -> None:
+    def associate_from_another_connection(self, data: st.DataObject) -> None:
+        """SPEC §4.6: the seed's hooks send ``associate`` from their own process."""
         key = data.draw(st.sampled_from(sorted(self.conns)))
         rid = self.rid()
         reply = self.sender.request(
             {"type": "associate", "internal_id": key, "session_id": self.sid(0), "request_id": rid}
         )
-        assert "not registered on this connection" in reply["error"] and reply["request_id"] == rid
+        assert reply.get("error") is None and reply["request_id"] == rid, reply
+        self._claim(key, self.sid(0))
+
+    @rule()
+    def associate_an_unregistered_client(self) -> None:
+        rid = self.rid()
+        reply = self.sender.request(
+            {
+                "type": "associate",
+                "internal_id": f"r{self.run}-nobody",
+                "session_id": self.sid(0),
+                "request_id": rid,
+            }
+        )
+        assert "is not registered" in reply["error"] and reply["request_id"] == rid
 
     @precondition(lambda self: self.conns)
     @rule(data=st.data())
@@ -228,7 +248,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         if sid not in self.ever:
             expect = "no session matches"
         elif key is None:
-            expect = "known but not connected"
+            expect = "is not running"
         elif key not in self.conns:
             expect = "cannot evaluate code" if kind == "eval" else "not connected to the daemon"
         else:
@@ -252,7 +272,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                     "type": "response",
                     "request_id": rid,
                     "session_id": sid,
-                    "status": "delivered",
+                    "status": "delivered" if kind == "eval" else "typed",
                     "data": {"echo": rid},
                 }, reply
                 return
@@ -346,7 +366,7 @@ class ProtocolMachine(RuleBasedStateMachine):
                 for k, i in hub.registry.sessions.items()
                 if k.startswith(mine)
             }
-            clients = {k for k in hub.server.clients if k.startswith(mine)}  # type: ignore[union-attr]
+            clients = {k for k in hub.clients.by_key if k.startswith(mine)}  # type: ignore[union-attr]
             return s2i, infos, clients
 
         self.d.run(hub.flush_metadata)  # what the flusher does within 250 ms, now

@@ -7,11 +7,9 @@ import io
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,25 +31,13 @@ from ccc_statusd.statusline import (
     visible_width,
 )
 
+from .fixtures import VERSIONS, fixture_bytes, fixture_path
+
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("CCC_FIXTURES", REPO.parent / "shared" / "fixtures" / "claude-code"))
-VERSIONS = ("v2.1.331", "v2.1.112")
 
 
 def fixture(version: str, name: str) -> dict[str, Any]:
-    path = FIXTURES / version / name
-    if not path.exists():
-        pytest.skip(f"fixture {path} not present")
-    return json.loads(path.read_text())
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="ccc-sl-", dir="/tmp"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    return json.loads(fixture_path(name, version).read_text())
 
 
 # --- render(): pure ----------------------------------------------------------------------
@@ -249,19 +235,19 @@ def _run_main(data: bytes, env: dict[str, str], **kw: Any) -> str:
 
 
 def test_main_without_daemon(short_dir: Path) -> None:
-    data = (FIXTURES / "v2.1.112" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.112")
     line = _run_main(data, _env(short_dir, NO_COLOR="1"))
     assert line == "Sonnet 4.6 · ctx 13% · $0.08 · 51e5eb10 · ccc off"
 
 
 def test_main_colour_unless_no_color(short_dir: Path) -> None:
-    data = (FIXTURES / "v2.1.112" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.112")
     assert "\x1b[" in _run_main(data, _env(short_dir))
     assert "\x1b[" not in _run_main(data, _env(short_dir, NO_COLOR="1"))
 
 
 def test_main_honours_columns(short_dir: Path) -> None:
-    data = (FIXTURES / "v2.1.331" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.331")
     line = _run_main(data, _env(short_dir, COLUMNS="20"))
     assert visible_width(line) <= 20
     line = _run_main(data, _env(short_dir, COLUMNS="garbage", NO_COLOR="1"))
@@ -374,21 +360,21 @@ def test_main_with_answering_daemon(short_dir: Path, daemon_factory: Any) -> Non
 
 def test_main_unsafe_internal_id_is_not_sent(short_dir: Path, daemon_factory: Any) -> None:
     daemon = daemon_factory({"type": "response", "data": {}})
-    data = (FIXTURES / "v2.1.112" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.112")
     _run_main(data, _env(short_dir, CCC_INTERNAL_ID="../etc"))
     assert "internal_id" not in daemon.requests[0]
 
 
 def test_main_daemon_error_reply_renders_payload(short_dir: Path, daemon_factory: Any) -> None:
     daemon_factory({"type": "response", "error": "statusline data needs ..."})
-    data = (FIXTURES / "v2.1.112" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.112")
     line = _run_main(data, _env(short_dir, NO_COLOR="1"))
     assert line == "Sonnet 4.6 · ctx 13% · $0.08 · 51e5eb10"
 
 
 def test_main_hung_daemon_still_prints_within_250ms(short_dir: Path, daemon_factory: Any) -> None:
     daemon_factory(None)  # accepts, never answers
-    data = (FIXTURES / "v2.1.331" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.331")
     start = time.monotonic()
     line = _run_main(data, _env(short_dir, NO_COLOR="1"))
     elapsed = time.monotonic() - start
@@ -402,7 +388,7 @@ def test_main_hung_daemon_still_prints_within_250ms(short_dir: Path, daemon_fact
 
 def test_wrap_runs_command_with_same_stdin(short_dir: Path, daemon_factory: Any) -> None:
     daemon = daemon_factory({"type": "response", "data": {"short_id": "x"}})
-    data = (FIXTURES / "v2.1.331" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.331")
     seen = short_dir / "seen.json"
     out = io.BytesIO()
     cmd = f"cat > {seen}; printf 'their \\033[1mline\\033[0m\\n'"
@@ -413,7 +399,7 @@ def test_wrap_runs_command_with_same_stdin(short_dir: Path, daemon_factory: Any)
 
 
 def test_wrap_failing_command_falls_back_to_our_line(short_dir: Path) -> None:
-    data = (FIXTURES / "v2.1.112" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.112")
     line = _run_main(data, _env(short_dir, NO_COLOR="1"), wrap="exit 3")
     assert line.startswith("Sonnet 4.6 · ctx 13%")
 
@@ -451,7 +437,7 @@ def _spawn(
 
 
 def test_process_daemon_down_and_garbage(short_dir: Path) -> None:
-    data = (FIXTURES / "v2.1.331" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.331")
     proc, _ = _spawn([], data, _env(short_dir, NO_COLOR="1"))
     assert proc.returncode == 0 and proc.stderr == b""
     assert proc.stdout.decode() == "Opus 5.5 · ctx 1% · $0.06 · 6656f299 · ccc off\n"
@@ -463,7 +449,7 @@ def test_process_daemon_down_and_garbage(short_dir: Path) -> None:
 
 def test_process_hung_daemon_prints_promptly(short_dir: Path, daemon_factory: Any) -> None:
     daemon_factory(None)
-    data = (FIXTURES / "v2.1.112" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.112")
     proc, elapsed = _spawn([], data, _env(short_dir, NO_COLOR="1"))
     assert proc.returncode == 0
     assert proc.stdout.decode().startswith("Sonnet 4.6")
@@ -473,7 +459,7 @@ def test_process_hung_daemon_prints_promptly(short_dir: Path, daemon_factory: An
 
 
 def test_process_wrap(short_dir: Path) -> None:
-    data = (FIXTURES / "v2.1.112" / "statusline.json").read_bytes()
+    data = fixture_bytes("statusline", "v2.1.112")
     proc, _ = _spawn(["--wrap", "wc -c"], data, _env(short_dir))
     assert proc.returncode == 0
     assert int(proc.stdout) == len(data)

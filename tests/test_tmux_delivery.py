@@ -25,6 +25,7 @@ from ccc_statusd.tmux_delivery import (
     socket_from_tmux_env,
 )
 
+from .helpers import wait_until
 from .session_fakes import read_records, short_tmpdir
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -43,12 +44,14 @@ class TmuxPane:
         return [r for r in read_records(self.record) if r["event"] == event]
 
     async def wait_record(self, event: str, count: int = 1) -> list[dict[str, Any]]:
-        with trio.fail_after(STEP_TIMEOUT_S):
-            while True:
-                rows = self.records(event)
-                if len(rows) >= count:
-                    return rows
-                await trio.sleep(0.02)
+        def enough() -> list[dict[str, Any]] | None:
+            rows = self.records(event)
+            return rows if len(rows) >= count else None
+
+        rows: list[dict[str, Any]] = await wait_until(
+            enough, limit_s=STEP_TIMEOUT_S, what=f"{count} {event!r} records"
+        )
+        return rows
 
 
 @pytest.fixture
@@ -123,11 +126,11 @@ async def test_pane_dead_after_exit(tmux_pane: TmuxPane) -> None:
     )
     await deliver_command_to_pane(p.pane, "exit", socket_name=p.socket_name)
     await p.wait_record("exit")
-    with trio.fail_after(STEP_TIMEOUT_S):
-        while True:
-            if not await pane_alive(p.pane, socket_name=p.socket_name):
-                break
-            await trio.sleep(0.05)
+
+    async def pane_dead() -> bool:
+        return not await pane_alive(p.pane, socket_name=p.socket_name)
+
+    await wait_until(pane_dead, limit_s=STEP_TIMEOUT_S)
 
 
 async def test_socket_path_from_tmux_env(tmux_pane: TmuxPane) -> None:

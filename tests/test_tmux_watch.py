@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +25,8 @@ needs_tmux = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 
 
 @pytest.fixture
-def tmp() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(dir="/tmp", prefix="ccc-tmux-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def tmp(short_dir: Path) -> Path:
+    return short_dir
 
 
 class Server:

@@ -8,8 +8,6 @@ keys): no line the reference parse would use is dropped or read differently.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,11 +17,7 @@ from hypothesis import strategies as st
 from ccc_statusd.watchers import transcript_lines as tl
 from ccc_statusd.watchers.transcript_parse import TranscriptAggregate
 
-FIXTURES = Path(
-    os.environ.get(
-        "CCC_FIXTURES_DIR", Path(__file__).resolve().parents[2] / "shared/fixtures/claude-code"
-    )
-)
+from .fixtures import FIXTURES_DIR, VERSIONS
 
 
 def reference(data: bytes, start: TranscriptAggregate | None = None) -> dict[str, Any]:
@@ -284,11 +278,10 @@ def test_skipped_keys_are_still_validated() -> None:
     assert (agg.malformed_lines, agg.other_lines) == (2, 0)
 
 
-@pytest.mark.parametrize("version", ["v2.1.331", "v2.1.112"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_fixture_takes_the_fast_path_entirely(version: str) -> None:
-    found = sorted((FIXTURES / version).glob("transcript-*.jsonl"))
-    if not found:
-        pytest.skip(f"no transcript fixtures under {FIXTURES / version}")
+    found = sorted((FIXTURES_DIR / version).glob("transcript-*.jsonl"))
+    assert found, f"no transcript fixtures under {FIXTURES_DIR / version}"
     for path in found:
         raws = path.read_bytes().split(b"\n")[:-1]
         assert tl.decode_lines(raws) is not None, path.name

@@ -4,8 +4,6 @@ every split point, half-written lines, garbage, token de-duplication, persistenc
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,20 +12,7 @@ from hypothesis import strategies as st
 from ccc_statusd.watchers import transcript_parse
 from ccc_statusd.watchers.transcript_parse import TranscriptAggregate
 
-# The shared fixtures live next to the repository (../shared/fixtures/claude-code); the
-# tests that need them skip when they are absent.
-FIXTURES = Path(
-    os.environ.get(
-        "CCC_FIXTURES_DIR", Path(__file__).resolve().parents[2] / "shared/fixtures/claude-code"
-    )
-)
-
-
-def fixture(version: str, n: int) -> Path:
-    matches = sorted((FIXTURES / version).glob(f"transcript-{n}-*.jsonl"))
-    if not matches:
-        pytest.skip(f"no transcript fixture {version}/transcript-{n}-*.jsonl under {FIXTURES}")
-    return matches[0]
+from .fixtures import transcript as fixture
 
 
 def parse(data: bytes, *chunks_at: int) -> TranscriptAggregate:

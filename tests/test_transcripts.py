@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,23 +22,19 @@ from ccc_statusd.watchers.transcripts import (
     run_transcript_watcher,
 )
 
+from .fixtures import transcript as captured_transcript
+from .fixtures import transcript_session_id
+from .helpers import wait_until
+
 T = TypeVar("T")
 
-FIXTURES = Path(
-    os.environ.get(
-        "CCC_FIXTURES_DIR", Path(__file__).resolve().parents[2] / "shared/fixtures/claude-code"
-    )
-)
 PROJECT = "-home-user-project"
 
 
 def fixture_bytes(version: str, n: int) -> tuple[str, bytes]:
-    """(session id, contents) of a shared fixture transcript; skips when fixtures are absent."""
-    matches = sorted((FIXTURES / version).glob(f"transcript-{n}-*.jsonl"))
-    if not matches:
-        pytest.skip(f"no transcript fixture {version}/transcript-{n}-*.jsonl under {FIXTURES}")
-    path = matches[0]
-    return path.stem.split("-", 2)[2], path.read_bytes()
+    """(session id, contents) of a captured Claude Code transcript."""
+    path = captured_transcript(version, n)
+    return transcript_session_id(path), path.read_bytes()
 
 
 def line(**fields: Any) -> bytes:
@@ -52,10 +46,8 @@ def user_line(text: str = "hi", ts: str = "2026-01-01T00:00:00.000Z") -> bytes:
 
 
 @pytest.fixture
-def tmp() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(dir="/tmp", prefix="ccc-tr-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def tmp(short_dir: Path) -> Path:
+    return short_dir
 
 
 @pytest.fixture
@@ -360,13 +352,20 @@ async def test_watcher_picks_up_a_new_config_dir(tmp: Path, db: sqlite_utils.Dat
     first, later = tmp / "a", tmp / "b"
     transcript(first, "s1", user_line())
     dirs = {first, tmp / "missing"}
+    asked = 0
+
+    def config_dirs() -> set[Path]:
+        nonlocal asked
+        asked += 1
+        return set(dirs)
+
     send, receive = trio.open_memory_channel[list[TranscriptAggregate]](100)
     index = TranscriptIndex(db)
     async with trio.open_nursery() as nursery:
         await nursery.start(
             lambda task_status: run_transcript_watcher(
                 index,
-                lambda: set(dirs),
+                config_dirs,
                 store_caller(),
                 send.send,
                 rescan_interval_s=0.05,
@@ -378,7 +377,9 @@ async def test_watcher_picks_up_a_new_config_dir(tmp: Path, db: sqlite_utils.Dat
             await next_change(receive, lambda a: a.session_id == "s1")
             later.mkdir()
             dirs.add(later)
-            await trio.sleep(0.2)  # a few rescans with a projects/-less config dir
+            seen = asked
+            # a few rescans with a projects/-less config dir
+            await wait_until(lambda: asked >= seen + 3, what="two rescans passed")
             transcript(later, "s2", user_line() * 2)
             agg = await next_change(receive, lambda a: a.session_id == "s2")
             assert (agg.user_messages, agg.config_dir) == (2, str(later))
@@ -459,7 +460,7 @@ async def test_a_failing_scan_is_logged_and_retried(
 
 
 def test_the_store_migration_adopts_a_table_created_before_it(tmp: Path) -> None:
-    """Before migration m003 the watcher created transcript_index itself (sqlite-utils
+    """Before migration m005 the watcher created transcript_index itself (sqlite-utils
     create, maybe without a later column): open_db keeps its rows and adds what is missing."""
     from ccc_statusd.store import open_db
 

@@ -241,6 +241,9 @@ def daemon_target(cache_dir: Path, timeout_s: float) -> Target:
         "--no-watchers",
         "--request-timeout",
         f"{timeout_s:g}",
+        # The load generator is one process holding up to 10,000 connections.
+        "--max-per-peer",
+        "100000",
     ]
     return Target(
         "ccc-statusd", cmd, str(cache_dir / "daemon.sock"), str(cache_dir / "bench-stderr.log"), env
@@ -307,7 +310,18 @@ async def bench(size: Size, root: Path) -> Run:
         for t in (daemon, relay, pingpong):
             await t.stop()
     await _index(run)
+    await _remote(run)
     return run
+
+
+async def _remote(run: Run) -> None:
+    """``ccc --host`` next to local, over a loopback sshd (bench/remote.py; n/a without one)."""
+    from . import remote
+
+    runs = 3 if run.size.name == "quick" else 10  # each remote call costs a login: keep it short
+    rows = await trio.to_thread.run_sync(remote.measure, run.root, runs)
+    for row in rows:
+        run.add(Row(**row))
 
 
 async def _index(run: Run) -> None:

@@ -141,13 +141,13 @@ _BUILTIN_TEMPLATE = "\n".join(
 
 def fixture_transcripts() -> list[Path]:
     """The newest fixture version's ``transcript-*.jsonl`` (``$CCC_FIXTURES`` overrides the
-    ``../shared/fixtures/claude-code`` next to the repo); empty when there are none."""
+    ``../shared/fixtures/claude-code`` next to the repo, else the copy vendored in
+    ``tests/data/claude-code``); empty when there are none."""
     env = os.environ.get("CCC_FIXTURES")
-    base = (
-        Path(env)
-        if env
-        else Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "claude-code"
-    )
+    repo = Path(__file__).resolve().parents[2]
+    shared = repo.parent / "shared" / "fixtures" / "claude-code"
+    vendored = repo / "tests" / "data" / "claude-code"
+    base = Path(env) if env else shared if shared.is_dir() else vendored
     try:
         versions = sorted((d for d in base.iterdir() if d.is_dir()), reverse=True)
     except OSError:
@@ -521,7 +521,10 @@ class Daemon:
 
 
 async def _list(conn: load.LineConn) -> list[dict[str, Any]]:
-    reply = await conn.request({"type": "query", "query": "list_sessions", "request_id": "l"})
+    # History included: the indexed transcripts are what this phase times.
+    reply = await conn.request(
+        {"type": "query", "query": "list_sessions", "request_id": "l", "data": {"all": True}}
+    )
     if reply.get("error"):
         raise RuntimeError(f"list_sessions failed: {reply['error']}")
     data = reply.get("data")

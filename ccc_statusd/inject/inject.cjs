@@ -159,7 +159,9 @@
     }
 
     function clientData() {
-      return { kind: 'inject', pid: process.pid, runtime: runtime, capabilities: ['prompt', 'command', 'eval'] };
+      const data = { kind: 'inject', pid: process.pid, runtime: runtime, capabilities: ['prompt', 'command', 'eval'] };
+      if (process.env.CCC_SESSION_NAME) data.name = process.env.CCC_SESSION_NAME;
+      return data;
     }
 
     function baseFields(type) {
@@ -301,7 +303,7 @@
         }
         if (Date.now() - lastUserInputAt < USER_INPUT_QUIET_MS) {
           // Same shape as the pty client's refusal: the daemon queues the message on it.
-          reply(msg, { status: 'not_idle', error: 'the user typed into this session in the last second; it will be delivered at the next idle moment' });
+          reply(msg, { status: 'not_idle', error: 'the user typed into this session in the last second' });
           return undefined;
         }
         pushInput(input.data);

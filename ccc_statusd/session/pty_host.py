@@ -484,6 +484,7 @@ def run_command(
     inject: bool = False,
     inject_wait_s: float = INJECT_WAIT_S,
     inject_grace_s: float = INJECT_GRACE_S,
+    name: str | None = None,
 ) -> int:
     """Run ``argv`` (default ``claude``) as a session client; return its exit status
     (exit code, or 128 + signal number; 127 if the command is not found). ``inject``: also load
@@ -509,6 +510,8 @@ def run_command(
     _create_session_file(paths, sid_file)
     env = dict(os.environ)
     env["CCC_INTERNAL_ID"] = internal_id
+    if name:
+        env["CCC_SESSION_NAME"] = name  # the in-process client (--inject) registers it too
     env["CCC_CACHE_DIR"] = str(paths.cache_dir)
     link_factory: Callable[..., SessionLink] = SessionLink
     if inject:
@@ -559,6 +562,7 @@ def run_command(
         data: dict[str, Any] = {
             "claude_config_dir": config_dir or str(Path.home() / ".claude"),
             "kind": "pty",
+            "name": name,
             "pid": os.getpid(),
             "child_pid": pid,
             "command": os.path.basename(argv[0]),
@@ -605,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--internal-id", default=None)
     parser.add_argument("--log", type=Path, default=None)
     parser.add_argument("--inject", action="store_true")
+    parser.add_argument("--name", default=None)
     parser.add_argument("--inject-wait", type=float, default=INJECT_WAIT_S, metavar="S")
     parser.add_argument("--inject-grace", type=float, default=INJECT_GRACE_S, metavar="S")
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -626,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         inject=args.inject,
         inject_wait_s=args.inject_wait,
         inject_grace_s=args.inject_grace,
+        name=args.name,
     )
 
 

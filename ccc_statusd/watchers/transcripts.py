@@ -40,7 +40,7 @@ import sqlite_utils
 import trio
 import watchfiles
 
-from ..store import TRANSCRIPT_INDEX_COLUMNS, m003_transcript_index, write_transaction
+from ..store import TRANSCRIPT_INDEX_COLUMNS, m005_transcript_index, write_transaction
 from .transcript_parse import TranscriptAggregate
 
 log = logging.getLogger(__name__)
@@ -69,13 +69,13 @@ WATCH_STEP_MS = 50
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
     """Create ``transcript_index`` (and its indexes) if missing; idempotent. The schema is the
-    store's migration ``m003_transcript_index``: a database opened with ``open_db`` has it
+    store's migration ``m005_transcript_index``: a database opened with ``open_db`` has it
     already; this covers one opened without migrations."""
     have = {row[1] for row in db.execute(f"PRAGMA table_info([{TABLE}])")}
     if have >= {name for name, _ in TRANSCRIPT_INDEX_COLUMNS}:
         return
     with write_transaction(db):
-        m003_transcript_index(db)
+        m005_transcript_index(db)
 
 
 def iter_transcripts(config_dir: Path) -> list[Path]:

@@ -17,12 +17,12 @@ Fixtures:
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from ..helpers import short_tmpdir
 from .fake_anthropic import FakeAnthropic
 from .harness import (
     FAKE_API_KEY,
@@ -95,7 +95,7 @@ def claude_bin(claude_build: ClaudeBuild) -> Path:
 @pytest.fixture
 def claude_tmp() -> Iterator[Path]:
     """A short temp dir directly under /tmp (AF_UNIX paths inside stay well under 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="ccct-", dir="/tmp"))
+    path = short_tmpdir("ccct-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

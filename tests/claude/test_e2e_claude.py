@@ -24,7 +24,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from ..helpers import short_tmpdir
 from .fake_anthropic import FakeAnthropic
 from .harness import ClaudeBuild, ClaudeHome, TmuxSession, input_box, wait_ready, wait_until
 
@@ -157,7 +157,7 @@ def daemon_args() -> list[str]:
 
 @pytest.fixture
 def daemon(claude_home: ClaudeHome, daemon_args: list[str]) -> Iterator[Daemon]:
-    cache_dir = Path(tempfile.mkdtemp(prefix="ccce-", dir="/tmp"))
+    cache_dir = short_tmpdir("ccce-")
     env = dict(claude_home.env, CCC_CACHE_DIR=str(cache_dir))
     argv = [*_daemon_argv(), "--cache-dir", str(cache_dir), "--config-dir", str(claude_home.config_dir),
             "--log-level", "DEBUG", *daemon_args]  # fmt: skip
