@@ -19,7 +19,7 @@ from ccc_statusd.store import Store
 
 from .conftest import LineClient
 from .fixtures import hook
-from .test_hardening import wait_for
+from .helpers import wait_until
 from .test_session_flow import attach, send_hook
 
 A = "aaaa0000-1111-2222-3333-444444444444"
@@ -50,7 +50,7 @@ async def test_an_ask_hears_at_once_when_the_pane_of_its_session_dies(
         async def queued() -> bool:
             return await daemon.store.call(Store.count_scheduled, A) == 1
 
-        await wait_for(queued)
+        await wait_until(queued)
         with trio.fail_after(2):  # not the ask's 600 s timeout
             on_pane(daemon, A, alive=False)
             while not replies:  # noqa: ASYNC110 - the reply comes from the daemon's task
@@ -70,7 +70,7 @@ async def test_an_orphaned_ask_is_cancelled_with_its_queued_prompt(
     async def queued() -> bool:
         return await daemon.store.call(Store.count_scheduled, A) == 1
 
-    await wait_for(queued)
+    await wait_until(queued)
     await asker.aclose()  # the asker goes away (Ctrl-C, a killed agent)
 
     async def cleaned() -> bool:
@@ -80,7 +80,7 @@ async def test_an_orphaned_ask_is_cancelled_with_its_queued_prompt(
             and not any(c.in_request for c in daemon.server.conns.values())  # type: ignore[union-attr]
         )
 
-    await wait_for(cleaned)
+    await wait_until(cleaned)
 
 
 async def test_an_ask_that_would_close_a_cycle_is_refused_at_once(
@@ -97,7 +97,7 @@ async def test_an_ask_that_would_close_a_cycle_is_refused_at_once(
     async def waiting() -> bool:
         return bool(daemon.asks.waiting.get("iid-a"))
 
-    await wait_for(waiting)
+    await wait_until(waiting)
     b_asks = await connect()
     with trio.fail_after(2):
         reply = await b_asks.request(

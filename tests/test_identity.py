@@ -17,9 +17,9 @@ from ccc_statusd.paths import Paths
 from ccc_statusd.sessions import SessionInfo
 
 from .fixtures import hook
+from .helpers import wait_until
 from .test_bad_input import BlockingClient
 from .test_daemon_process import start, stop
-from .test_hardening import wait_for
 from .test_session_flow import send_hook
 
 A = "aaaa1111-0000-0000-0000-000000000000"
@@ -138,7 +138,7 @@ async def test_a_ccc_run_session_whose_link_is_down_says_it_reconnects(
         info = daemon.registry.by_session_id(A)
         return info is not None and not info.connected
 
-    await wait_for(disconnected)
+    await wait_until(disconnected)
     reply = await sender.request({"type": "prompt", "session_id": A, "text": "hi"})
     assert (
         "reconnects by itself" in reply["error"] and "try again in a few seconds" in reply["error"]

@@ -16,7 +16,7 @@ from ccc_statusd.hub import Hub
 from ccc_statusd.paths import Paths
 
 from .conftest import LineClient
-from .test_hardening import wait_for
+from .helpers import wait_until
 
 PING = {"type": "query", "query": "ping"}
 
@@ -49,7 +49,7 @@ async def test_one_process_cannot_take_every_slot(
         except EOFError:
             return False
 
-    await wait_for(room)
+    await wait_until(room)
 
 
 async def test_long_lived_connections_leave_slots_for_hooks(

@@ -162,8 +162,8 @@ class Asks:
         with trio.move_on_after(timeout_s):
             async for event in events_out:
                 kind = event["event"]
-                if kind == "scheduled_fired" and event.get("id") == queued_id:
-                    state["delivered"] = True
+                if kind in ("typing", "scheduled_fired") and event.get("id") == queued_id:
+                    state["delivered"] = True  # "typing" comes first: see Delivery._deliver
                 elif kind == "hook" and event.get("hook") == "Stop" and state["delivered"]:
                     reply = await self._reply_text(event.get("payload") or {})
                     return protocol.response(

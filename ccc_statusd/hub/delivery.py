@@ -191,7 +191,11 @@ class Delivery:
             body.typed_line()
             sid = self.directory.resolve(row["session_id"])
             status, _ = await self._deliver(
-                sid, body, request_id=wire.scheduled_request_id(row["id"]), wait=False
+                sid,
+                body,
+                request_id=wire.scheduled_request_id(row["id"]),
+                wait=False,
+                row_id=row["id"],
             )
         except NotNowError as exc:
             return NotNow(str(exc), exc.retry_s)
@@ -252,7 +256,13 @@ class Delivery:
     # --- the one delivery path -----------------------------------------------------------------
 
     async def _deliver(
-        self, sid: str, body: Body, *, request_id: str | None, wait: bool
+        self,
+        sid: str,
+        body: Body,
+        *,
+        request_id: str | None,
+        wait: bool,
+        row_id: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Type/send it now, or NotNowError (queue it) / RoutingError (cannot be done)."""
         info = self.directory.by_session_id(sid)
@@ -278,6 +288,11 @@ class Delivery:
         # Remember the text before typing it: Claude Code's UserPromptSubmit hook can reach us
         # (on another connection) before the session client's acknowledgement does.
         record = self._remember(info, line) if body.kind != "eval" else None
+        if row_id is not None:
+            # Before the keys go out: the turn's Stop can reach us (on another connection)
+            # before the client's acknowledgement, and an ask waiting on this row must know
+            # its prompt is in by then.
+            self.events.publish("typing", info, id=row_id, kind=body.kind)
         try:
             if isinstance(decision, Deliver):
                 assert conn is not None
