@@ -34,11 +34,13 @@ import os
 import shlex
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -127,24 +129,79 @@ def _tag(command: str) -> str:
     return f"{command} {INSTALL_TAG}"
 
 
+# What the hooks and the statusLine run instead of pip's console script (issue 19): the
+# generated script costs what its pip version puts in it (pip 23 imports `re`: +8 ms on every
+# Claude Code event). `python -I -c` skips it (no user site, no PYTHONPATH: the venv's own
+# site-packages only); `-m` would load runpy (+6 ms).
+LAUNCH_CODE = "import sys;from ccc_statusd.fastcli import main;sys.exit(main())"
+
+
+@lru_cache(maxsize=8)
+def ccc_argv(ccc_path: str) -> tuple[str, ...]:
+    """The words that run ``ccc`` in the commands ``ccc install`` writes.
+
+    ``<python> -I -c LAUNCH_CODE`` when ``ccc_path`` is a console script whose interpreter
+    imports the send path in isolated mode (checked once, by running it), else ``ccc_path``
+    itself (a ``pip install --user``, a wrapper script, a path that does not exist yet).
+    """
+    python = _script_python(ccc_path)
+    if python is None:
+        return (ccc_path,)
+    try:
+        probe = subprocess.run(
+            [python, "-I", "-c", "import ccc_statusd.fastcli"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return (ccc_path,)
+    return (python, "-I", "-c", LAUNCH_CODE) if probe.returncode == 0 else (ccc_path,)
+
+
+def _script_python(ccc_path: str) -> str | None:
+    """The interpreter of a Python console script (``#!/abs/path/python3``), else None."""
+    try:
+        with open(ccc_path, "rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    words = first[2:].decode("utf-8", "replace").split() if first.startswith(b"#!") else []
+    if len(words) != 1 or not os.path.isabs(words[0]):
+        return None
+    return words[0] if os.path.basename(words[0]).startswith("python") else None
+
+
+def _ccc_args(words: list[str] | None) -> list[str] | None:
+    """The arguments after ``<path>/ccc`` or ``<python> -I -c LAUNCH_CODE``; None: not ccc."""
+    if not words:
+        return None
+    if _is_ccc(words[0]):
+        return words[1:]
+    if words[1:4] == ["-I", "-c", LAUNCH_CODE]:
+        return words[4:]
+    return None
+
+
 def is_ccc_hook_command(command: Any) -> bool:
-    """True for ``<path>/ccc hook`` (any path ending in ``ccc``), tagged or not."""
+    """True for ``<path>/ccc hook`` (any path ending in ``ccc``) or the launcher form, tagged
+    or not."""
     base = _untagged(command)
-    words = _split(command if base is None else base)
-    return words is not None and len(words) == 2 and _is_ccc(words[0]) and words[1] == "hook"
+    return _ccc_args(_split(command if base is None else base)) == ["hook"]
 
 
 def is_our_hook_command(command: Any) -> bool:
-    """True only for the hook command ccc install wrote: ``<path>/ccc hook # ccc-install``."""
+    """True only for a hook command ccc install wrote (tagged ``# ccc-install``)."""
     return _untagged(command) is not None and is_ccc_hook_command(command)
 
 
 def _parse_statusline(command: Any) -> tuple[bool, str | None]:
     """(is it ``<ccc> statusline ...``, the wrapped original command if ``--wrap`` is there)."""
-    words = _split(command)
-    if not words or len(words) < 2 or not _is_ccc(words[0]) or words[1] != "statusline":
+    args = _ccc_args(_split(command))
+    if not args or args[0] != "statusline":
         return False, None
-    rest = words[2:]
+    rest = args[1:]
     for i, word in enumerate(rest):
         if word == "--wrap" and i + 1 < len(rest):
             return True, rest[i + 1]
@@ -160,7 +217,7 @@ def _our_statusline(command: Any) -> tuple[bool, str | None]:
 
 
 def hook_command(ccc_path: str) -> str:
-    return _tag(f"{shlex.quote(ccc_path)} hook")
+    return _tag(shlex.join([*ccc_argv(ccc_path), "hook"]))
 
 
 # statusLine.refreshInterval (seconds): Claude Code ≥ 2.1.97 re-runs the statusLine this often
@@ -172,14 +229,14 @@ REFRESH_TAG = "--added-refresh-interval"
 
 
 def statusline_command(ccc_path: str, wrap: str | None = None) -> str:
-    base = f"{shlex.quote(ccc_path)} statusline"
+    base = shlex.join([*ccc_argv(ccc_path), "statusline"])
     return _tag(base if wrap is None else f"{base} --wrap {shlex.quote(wrap)}")
 
 
 def _with_ccc_path(command: str, ccc_path: str) -> str:
-    """Our (tagged) command with its executable replaced by ``ccc_path``, arguments kept."""
+    """Our (tagged) command with its launcher replaced by ``ccc_path``'s, arguments kept."""
     words = _split(_untagged(command) or "") or []
-    return _tag(shlex.join([ccc_path, *words[1:]]))
+    return _tag(shlex.join([*ccc_argv(ccc_path), *(_ccc_args(words) or [])]))
 
 
 # --- pure planners ------------------------------------------------------------------------
@@ -224,6 +281,20 @@ def _our_handlers(groups: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _legacy_handlers(groups: list[Any], ccc_path: str) -> list[dict[str, Any]]:
+    """Hooks an earlier ``ccc install`` wrote before entries were tagged: exactly
+    ``<this ccc path> hook``. They are ours (adopted and tagged), so upgrading never runs the
+    hook twice; any other untagged ``ccc hook`` stays someone else's."""
+    legacy = f"{shlex.quote(ccc_path)} hook"
+    return [
+        h
+        for g in groups
+        if isinstance(g, dict) and isinstance(g.get("hooks"), list)
+        for h in g["hooks"]
+        if isinstance(h, dict) and h.get("command") == legacy
+    ]
+
+
 def plan_install(settings: dict[str, Any], ccc_path: str) -> dict[str, Any]:
     """The settings with ccc's hooks and statusLine added; ``settings`` is not modified.
 
@@ -236,7 +307,7 @@ def plan_install(settings: dict[str, Any], ccc_path: str) -> dict[str, Any]:
     hooks = out.setdefault("hooks", {})
     for event in HOOK_EVENTS:
         groups = hooks.setdefault(event, [])
-        ours = _our_handlers(groups)
+        ours = _our_handlers(groups) or _legacy_handlers(groups, ccc_path)
         if ours:
             for handler in ours:
                 if handler.get("command") != hook_command(ccc_path):

@@ -537,3 +537,35 @@ class Store:
                 "SELECT count(*) FROM scheduled_messages WHERE session_id = ?", [session_id]
             ).fetchone()[0]
         )
+
+
+# The transcript index (watchers/transcripts.py): one row per transcript file, where it was read
+# up to and the aggregate so far. Columns may be added, never removed.
+TRANSCRIPT_INDEX_COLUMNS = (
+    ("path", "TEXT PRIMARY KEY"),
+    ("session_id", "TEXT"),
+    ("config_dir", "TEXT"),
+    ("inode", "INTEGER"),
+    ("offset", "INTEGER"),
+    ("size", "INTEGER"),
+    ("mtime", "FLOAT"),
+    ("head_hash", "TEXT"),
+    ("aggregate", "TEXT"),
+    ("updated_at", "INTEGER"),
+)
+
+
+@migrations()
+def m005_transcript_index(db: sqlite_utils.Database) -> None:
+    """Idempotent: databases from before this migration may hold the table already (it was
+    created outside migrations); then only missing columns and indexes are added."""
+    cols = ", ".join(f"[{name}] {kind}" for name, kind in TRANSCRIPT_INDEX_COLUMNS)
+    db.execute(f"CREATE TABLE IF NOT EXISTS [transcript_index] ({cols})")
+    have = {row[1] for row in db.execute("PRAGMA table_info([transcript_index])")}
+    for name, kind in TRANSCRIPT_INDEX_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE [transcript_index] ADD COLUMN [{name}] {kind}")
+    for col in ("session_id", "config_dir"):
+        db.execute(
+            f"CREATE INDEX IF NOT EXISTS [idx_transcript_index_{col}] ON [transcript_index] ([{col}])"
+        )

@@ -20,6 +20,7 @@ from ccc_statusd.install import (
     SettingsError,
     default_settings_path,
     find_ccc,
+    hook_command,
     install,
     is_our_hook_command,
     plan_install,
@@ -490,3 +491,104 @@ def test_profile_that_does_not_exist_needs_create(tmp: Path) -> None:
     refused = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert refused.returncode == 2, refused.stderr
     assert "--create" in refused.stderr and not missing.exists()
+
+
+# --- the launcher: hooks skip pip's console script (issue 19) ---------------------------------
+
+
+def _console_script(tmp: Path, shebang: str) -> Path:
+    script = tmp / "venv bin" / "ccc"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(f"#!{shebang}\nimport re\nimport sys\nfrom ccc_statusd.fastcli import main\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_a_console_script_is_replaced_by_its_interpreter_in_isolated_mode(tmp: Path) -> None:
+    import sys
+
+    from ccc_statusd.install import LAUNCH_CODE, ccc_argv
+
+    script = _console_script(tmp, sys.executable)
+    assert ccc_argv(str(script)) == (sys.executable, "-I", "-c", LAUNCH_CODE)
+    result = install(tmp / "settings.json", str(script))
+    hook = result.after["hooks"]["Stop"][0]["hooks"][0]["command"]
+    assert shlex.split(hook) == [
+        sys.executable,
+        "-I",
+        "-c",
+        LAUNCH_CODE,
+        "hook",
+        "#",
+        "ccc-install",
+    ]
+    assert is_our_hook_command(hook)
+    assert (
+        result.after["statusLine"]["command"]
+        == shlex.join([sys.executable, "-I", "-c", LAUNCH_CODE, "statusline"]) + TAG
+    )
+    # Idempotent, and uninstall recognises the launcher form.
+    assert plan_install(result.after, str(script)) == result.after
+    assert plan_uninstall(result.after) == {}
+
+
+def test_the_launcher_command_runs_the_send_path(tmp: Path) -> None:
+    import subprocess
+    import sys
+
+    script = _console_script(tmp, sys.executable)
+    hook = install(tmp / "settings.json", str(script)).after["hooks"]["Stop"][0]["hooks"][0]
+    env = {"PATH": os.environ.get("PATH", ""), "CCC_CACHE_DIR": str(tmp / "cache")}
+    payload = b'{"session_id": "s-1", "hook_event_name": "Stop", "cwd": "/tmp"}'
+    # As Claude Code runs it: through a shell, daemon down (a hook never fails Claude Code).
+    proc = subprocess.run(
+        hook["command"], shell=True, input=payload, env=env, capture_output=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_an_old_install_is_moved_to_the_launcher_and_keeps_its_wrap(tmp: Path) -> None:
+    import sys
+
+    script = _console_script(tmp, sys.executable)
+    old = plan_install(SHAPES["existing statusLine"], str(tmp / "old" / "ccc"))
+    assert old["statusLine"]["command"].startswith(shlex.quote(str(tmp / "old" / "ccc")))
+    new = plan_install(old, str(script))
+    for event in HOOK_EVENTS:
+        ours = [h for g in new["hooks"][event] for h in g["hooks"]]
+        assert len(ours) == 1 and shlex.split(ours[0]["command"])[0] == sys.executable
+    assert shlex.split(new["statusLine"]["command"])[0] == sys.executable
+    assert plan_uninstall(new) == SHAPES["existing statusLine"]
+
+
+@pytest.mark.parametrize("shebang", ["/bin/sh", "/usr/bin/env python3", "python3", None])
+def test_scripts_that_are_not_a_plain_python_console_script_stay_as_they_are(
+    tmp: Path, shebang: str | None
+) -> None:
+    from ccc_statusd.install import ccc_argv
+
+    if shebang is None:  # an interpreter that cannot import the package in isolated mode
+        fake = tmp / "python3"
+        fake.write_text("#!/bin/sh\nexit 1\n")
+        fake.chmod(0o755)
+        shebang = str(fake)
+    script = _console_script(tmp, shebang)
+    assert ccc_argv(str(script)) == (str(script),)
+
+
+def test_an_untagged_hook_from_an_earlier_install_is_adopted_not_doubled(tmp: Path) -> None:
+    """Round-one installs wrote `<ccc> hook` without the tag: upgrading adopts them (tagged),
+    so Claude Code never runs the hook twice; another path's `ccc hook` is left alone."""
+    old = f"{shlex.quote(CCC)} hook"
+    other = "/opt/other-tool/ccc hook"
+    before = {
+        "hooks": {
+            "Stop": [{"hooks": [{"type": "command", "command": old, "timeout": 10}]}],
+            "SessionStart": [{"hooks": [{"type": "command", "command": other}]}],
+        }
+    }
+    after = plan_install(before, CCC)
+    stop = [h["command"] for g in after["hooks"]["Stop"] for h in g["hooks"]]
+    assert stop == [hook_command(CCC)]  # one, tagged
+    start = [h["command"] for g in after["hooks"]["SessionStart"] for h in g["hooks"]]
+    assert other in start and hook_command(CCC) in start

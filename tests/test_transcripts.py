@@ -453,7 +453,9 @@ async def test_a_failing_scan_is_logged_and_retried(
         with pytest.raises(trio.WouldBlock):  # the initial scan failed, and did not crash
             receive.receive_nowait()
         [agg] = await receive.receive()
-        assert agg.session_id == "s1" and calls == 3  # the failed call, then listing + one slice
+        # The failed call, then the listing and one slice: plan, read (small: on the store
+        # worker), commit.
+        assert agg.session_id == "s1" and calls == 5
         nursery.cancel_scope.cancel()
 
 
@@ -471,3 +473,70 @@ def test_a_name_that_is_not_utf8_does_not_block_the_others(
     changed = index.scan_config_dir(tmp)
     assert [a.session_id for a in changed] == ["good-0001"]
     assert index.scan_paths([(Path("/tmp/x\ud800.jsonl"), tmp)]) == []
+
+
+def test_the_store_migration_adopts_a_table_created_before_it(tmp: Path) -> None:
+    """Before migration m005 the watcher created transcript_index itself (sqlite-utils
+    create, maybe without a later column): open_db keeps its rows and adds what is missing."""
+    from ccc_statusd.store import open_db
+
+    path = tmp / "old.db"
+    old = sqlite_utils.Database(sqlite3.connect(path))
+    old.execute(
+        "CREATE TABLE [transcript_index] ([path] TEXT PRIMARY KEY, [session_id] TEXT, "
+        "[config_dir] TEXT, [inode] INTEGER, [offset] INTEGER, [size] INTEGER, [mtime] FLOAT, "
+        "[head_hash] TEXT, [aggregate] TEXT)"
+    )
+    old.execute("INSERT INTO transcript_index (path, session_id) VALUES ('/p.jsonl', 's')")
+    old.conn.commit()
+    old.conn.close()
+    db = open_db(path)
+    try:
+        cols = {r[1] for r in db.execute("PRAGMA table_info(transcript_index)")}
+        assert "updated_at" in cols
+        assert [r[0] for r in db.execute("SELECT session_id FROM transcript_index")] == ["s"]
+        indexes = {r[1] for r in db.execute("PRAGMA index_list(transcript_index)")}
+        assert {"idx_transcript_index_session_id", "idx_transcript_index_config_dir"} <= indexes
+        TranscriptIndex(db)  # nothing left to create
+    finally:
+        db.conn.close()
+
+
+async def test_a_big_scan_is_parsed_off_the_store_worker(
+    tmp: Path, db: sqlite_utils.Database
+) -> None:
+    """Above OFFLOAD_MIN_BYTES the reading and parsing run in their own thread; the result is
+    the same, persisted, and a second scan reads nothing."""
+    from ccc_statusd.watchers import transcripts
+
+    cfg = tmp / "cfg"
+    lines = [user_line(f"prompt {i} " + "x" * 500) for i in range(4000)]
+    big = transcript(cfg, "big", b"".join(lines))
+    assert big.stat().st_size > transcripts.OFFLOAD_MIN_BYTES
+    inner = store_caller()
+    on_store: list[str] = []
+
+    async def call_store(fn: Callable[..., T], *args: Any) -> T:
+        on_store.append(getattr(fn, "__name__", ""))
+        return await inner(fn, *args)
+
+    index = TranscriptIndex(db)
+    send, receive = trio.open_memory_channel[list[TranscriptAggregate]](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_transcript_watcher(
+                index,
+                lambda: [cfg],
+                call_store,
+                send.send,
+                rescan_interval_s=3600,
+                use_watchfiles=False,
+                task_status=task_status,
+            )
+        )
+        [agg] = receive.receive_nowait()
+        nursery.cancel_scope.cancel()
+    assert agg.user_messages == 4000 and agg.malformed_lines == 0
+    assert "_read_all" not in on_store  # parsed in the reader thread, not on the store
+    assert index.scan_config_dir(cfg) == []
+    assert index.for_session("big")["user_messages"] == 4000  # type: ignore[index]

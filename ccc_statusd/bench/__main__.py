@@ -380,6 +380,7 @@ async def _startup(run: Run, daemon: Target, relay: Target) -> None:
     await query(daemon.socket, "ping")
     await trio.sleep(0.5)
     d_rss, r_rss = daemon.sample().rss_kib, relay.sample().rss_kib
+    bare_rss = await trio.to_thread.run_sync(bare_python_rss_kib)
     run.add(
         Row(
             "idle daemon: RSS",
@@ -390,6 +391,31 @@ async def _startup(run: Run, daemon: Target, relay: Target) -> None:
             judge(d_rss <= 40 * 1024),
         )
     )
+    run.add(
+        Row(
+            "idle daemon: RSS vs a bare interpreter",
+            f"{d_rss / 1024:.1f} MiB",
+            f"{bare_rss / 1024:.1f} MiB (python -c, sleeping)",
+            ratio(d_rss, bare_rss),
+            "info",
+            "info",
+        )
+    )
+
+
+def bare_python_rss_kib() -> int:
+    """RSS of the bench's interpreter doing nothing (``python -c 'import time; time.sleep()'``)."""
+    proc = subprocess.Popen(
+        [str(coldstart.venv_bin() / "python"), "-c", "import sys, time; print(); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # started: the interpreter is up and idle
+        return load.proc_sample(proc.pid).rss_kib
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 SESSIONS = [f"bench-{i:02d}" for i in range(10)]
@@ -550,6 +576,7 @@ async def _daemon_only(run: Run, daemon: Target) -> None:
         await _cli(run, daemon)
         await _mcp(run, daemon)
         await _hostile(run, daemon)
+        await _launcher(run, daemon)
         await _idle(run, daemon)
         sessions.cancel_scope.cancel()
 
@@ -870,6 +897,68 @@ async def _mcp(run: Run, daemon: Target) -> None:
         cli_runs=max(5, size.cli_runs // 3),
     ):
         run.add(Row(**row))
+
+
+async def _launcher(run: Run, daemon: Target) -> None:
+    """``ccc hook`` / ``ccc statusline`` as Claude Code runs them, from a venv made as the
+    README says: pip's console script (whatever that pip generates) and the command
+    ``ccc install`` writes (install.ccc_argv), against that venv's ``python -I -c pass``."""
+    from .. import install
+
+    size = run.size
+    bin_dir, how = await trio.to_thread.run_sync(
+        partial(
+            coldstart.readme_venv,
+            build=size.name != "quick",
+        )
+    )
+    figures = [
+        (sub, kind)
+        for sub in ("hook", "statusline")
+        for kind in ("pip's console script", "as `ccc install` writes it")
+    ]
+    if bin_dir is None:
+        for sub, kind in figures:
+            run.add(
+                Row(f"`ccc {sub}` cold, README venv, {kind}", how, target="≤ 1.5×", result="n/a")
+            )
+        return
+    launcher = await trio.to_thread.run_sync(install.ccc_argv, str(bin_dir / "ccc"))
+    up = coldstart.cli_env(str(Path(daemon.socket).parent))
+    stdin = {"hook": coldstart.hook_stdin(), "statusline": coldstart.statusline_stdin()}
+    details: dict[str, Any] = {"venv": how, "launcher": list(launcher)}
+    for sub, kind in figures:
+        cmd = [str(bin_dir / "ccc"), sub] if kind.startswith("pip") else [*launcher, sub]
+        ours, base = await trio.to_thread.run_sync(
+            partial(
+                coldstart.interleaved,
+                cmd,
+                runs=size.cli_runs,
+                env=up,
+                stdin=stdin[sub],
+                python=bin_dir / "python",
+            )
+        )
+        o, b = ours.median_s * 1000, base.median_s * 1000
+        oc, bc = ours.median_cpu_s * 1000, base.median_cpu_s * 1000
+        # Judged on CPU time (user + system of the process): on a shared, busy machine the
+        # wall-clock median mostly measures the scheduler. Both are shown.
+        x = ratio(oc, bc)
+        details[f"{sub}, {kind}"] = {"ours": ours.summary(), "python -I -c pass": base.summary()}
+        failed = f", {ours.failures} failed" if ours.failures else ""
+        installed = not kind.startswith("pip")
+        run.add(
+            Row(
+                f"`ccc {sub}` cold, daemon up, README venv ({how}), {kind}: CPU time (median of {size.cli_runs})",
+                f"{fmt_ms(oc)} CPU ({fmt_ms(o)} wall){failed}",
+                f"{fmt_ms(bc)} CPU ({fmt_ms(b)} wall), that venv's python -I -c pass",
+                x,
+                "≤ 1.5× python -I -c pass" if installed else "info",
+                judge(x is not None and x <= 1.5 and ours.failures == 0) if installed else "info",
+                details[f"{sub}, {kind}"],
+            )
+        )
+    run.details["launcher"] = details
 
 
 async def _idle(run: Run, daemon: Target) -> None:

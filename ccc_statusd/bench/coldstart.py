@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -85,12 +86,17 @@ def cli_env(cache_dir: str) -> dict[str, str]:
 @dataclass
 class Timing:
     times_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)  # user + system time of each run
     failures: int = 0
     failure_samples: list[str] = field(default_factory=list)
 
     @property
     def median_s(self) -> float:
         return statistics.median(self.times_s) if self.times_s else float("nan")
+
+    @property
+    def median_cpu_s(self) -> float:
+        return statistics.median(self.cpu_s) if self.cpu_s else float("nan")
 
     @property
     def max_s(self) -> float:
@@ -103,6 +109,7 @@ class Timing:
             "median_ms": self.median_s * ms,
             "max_ms": self.max_s * ms,
             "min_ms": min(self.times_s) * ms if self.times_s else float("nan"),
+            "median_cpu_ms": self.median_cpu_s * ms,
             "failures": self.failures,
             "failure_samples": self.failure_samples,
         }
@@ -112,6 +119,7 @@ def _run(
     cmd: list[str], stdin: bytes | None, env: Mapping[str, str], expect_rc: int | None, into: Timing
 ) -> None:
     t0 = time.perf_counter()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         proc = subprocess.run(
             cmd,
@@ -127,6 +135,8 @@ def _run(
         into.times_s.append(RUN_TIMEOUT_S)
         return
     into.times_s.append(time.perf_counter() - t0)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    into.cpu_s.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
     if expect_rc is not None and proc.returncode != expect_rc:
         into.failures += 1
         if len(into.failure_samples) < 3:
@@ -143,9 +153,11 @@ def interleaved(
     stdin: bytes | None = None,
     expect_rc: int | None = 0,
     warmup: int = 2,
+    python: Path | None = None,
 ) -> tuple[Timing, Timing]:
-    """Median-ready timings of ``ours`` and of ``python -I -c pass``, run alternately."""
-    base = [str(venv_bin() / "python"), "-I", "-c", "pass"]
+    """Median-ready timings of ``ours`` and of ``python -I -c pass`` (``python``: the bench's
+    venv python by default), run alternately."""
+    base = [str(python or venv_bin() / "python"), "-I", "-c", "pass"]
     throwaway = Timing()
     for _ in range(warmup):  # page cache and .pyc warm for both
         _run(ours, stdin, env, None, throwaway)
@@ -167,3 +179,41 @@ def statusline_stdin() -> bytes:
 
 def hook_stdin() -> bytes:
     return json.dumps(HOOK_PAYLOAD).encode()
+
+
+# --- a venv made the way the README says -----------------------------------------------------
+
+README_VENV_TIMEOUT_S = 600.0  # the first build installs every dependency
+
+
+def readme_venv(
+    repo: Path | None = None, venv: Path | None = None, *, build: bool = True
+) -> tuple[Path | None, str]:
+    """``venv`` (default ``<repo>/.venv/bench-readme-venv``) made as the README says (``python3 -m venv``, the interpreter's own pip, then
+    ``pip install .``), with this checkout installed afresh: (its bin dir or None, how/why).
+
+    The first build installs the dependencies (minutes); later ones reinstall only the package.
+    ``build=False``: only reinstall into an existing one (the quick bench).
+    """
+    repo = repo or Path(__file__).resolve().parents[2]
+    venv = venv or repo / ".venv" / "bench-readme-venv"
+    python = getattr(sys, "_base_executable", None) or sys.executable
+    pip = venv / "bin" / "pip"
+    try:
+        if not pip.exists():
+            if not build:
+                return None, "n/a (README-style venv not built yet: run the full bench once)"
+            subprocess.run(
+                [python, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120
+            )
+            args = [str(pip), "install", "-q", str(repo)]
+        else:
+            args = [str(pip), "install", "-q", "--no-deps", "--force-reinstall", str(repo)]
+        subprocess.run(args, check=True, capture_output=True, timeout=README_VENV_TIMEOUT_S)
+        version = subprocess.run(
+            [str(pip), "--version"], check=True, capture_output=True, timeout=60
+        ).stdout.decode()
+    except (OSError, subprocess.SubprocessError) as exc:
+        err = getattr(exc, "stderr", None) or b""
+        return None, f"n/a (building {venv} failed: {exc} {err.decode(errors='replace')[-200:]})"
+    return venv / "bin", " ".join(version.split()[:2])

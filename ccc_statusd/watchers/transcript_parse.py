@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from itertools import compress, repeat
+from operator import eq
 from typing import Any
 
 from ..dialogs import turn_mark as _turn_mark
@@ -50,6 +52,7 @@ _USAGE_KEYS = (
     ("cache_read_tokens", "cache_read_input_tokens"),
     ("cache_creation_tokens", "cache_creation_input_tokens"),
 )
+_USAGE_SOURCES = tuple(src for _, src in _USAGE_KEYS)
 
 
 def _as_int(value: Any) -> int:
@@ -111,25 +114,41 @@ class TranscriptAggregate:
         """Consume the next bytes of the file; complete lines are applied, the rest kept."""
         if not chunk:
             return
-        data = self.pending + chunk if self.pending else chunk
-        start = 0
-        while True:
-            nl = data.find(b"\n", start)
-            if nl < 0:
-                break
-            if self.skipping_long_line:
-                self.skipping_long_line = False
-            else:
-                self.feed_line(data[start:nl])
-            start = nl + 1
-        rest = data[start:]
+        # Split the chunk, not pending + chunk: a chunk is large, a pending line usually not.
+        raws = chunk.split(b"\n")
+        if self.pending:
+            raws[0] = self.pending + raws[0]
+        rest = raws.pop()
         if self.skipping_long_line:
-            rest = b""
-        elif len(rest) > MAX_LINE_BYTES:
+            if not raws:
+                self.pending = b""
+                return
+            del raws[0]  # the end of the over-long line
+            self.skipping_long_line = False
+        if raws:
+            self._feed_lines(raws)
+        if len(rest) > MAX_LINE_BYTES:
             self.malformed_lines += 1
             self.skipping_long_line = True
             rest = b""
         self.pending = bytes(rest)
+
+    def _feed_lines(self, raws: list[bytes]) -> None:
+        """Apply complete lines (without their newlines). The fast decoder
+        (``transcript_lines``) takes them all at once when it vouches for every one; otherwise
+        line by line, a line it cannot vouch for going to :meth:`feed_line` (same result)."""
+        from . import transcript_lines as tl  # lazy: msgspec only once there is a transcript
+
+        lines = tl.decode_lines(raws)
+        if lines is not None:
+            self._apply_lines(lines)
+            return
+        for raw in raws:
+            ln = tl.decode_line(raw) if raw else None
+            if ln is None:
+                self.feed_line(raw)
+            else:
+                self._apply_lines([ln])
 
     def feed_line(self, line: bytes | str) -> None:
         """Apply one complete line (without its newline). Blank lines are ignored."""
@@ -137,7 +156,7 @@ class TranscriptAggregate:
             return
         try:
             obj = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: too deep
             self.malformed_lines += 1
             return
         if not isinstance(obj, dict):
@@ -192,6 +211,107 @@ class TranscriptAggregate:
                 if isinstance(prompt, str):
                     self.last_prompt = prompt
 
+    def _apply_lines(self, lines: list[Any]) -> None:
+        """:meth:`_apply` for consecutive decoded ``transcript_lines.Line`` s, batched: the
+        result is that of applying them one by one, with the per-line Python work done by C
+        builtins (counts, min/max, filters) or only for the last line that matters."""
+        if not lines:
+            return
+        kinds = [ln.type for ln in lines]
+        users = kinds.count("user")
+        assistants = kinds.count("assistant")
+        self.user_messages += users
+        self.assistant_messages += assistants
+        self.other_lines += len(lines) - users - assistants
+
+        if not self.session_id:
+            for ln in lines:
+                sid = ln.sessionId
+                if isinstance(sid, str):
+                    self.session_id = sid
+                    if sid:
+                        break
+        self._see_timestamps([t for ln in lines if isinstance(t := ln.timestamp, str) and t])
+        # Last non-empty string wins: look from the end.
+        for ln in reversed(lines):
+            if isinstance(v := ln.cwd, str) and v:
+                self.cwd = v
+                break
+        for ln in reversed(lines):
+            if isinstance(v := ln.gitBranch, str) and v:
+                self.git_branch = v
+                break
+        for ln in reversed(lines):
+            if isinstance(v := ln.version, str) and v:
+                self.version = v
+                break
+
+        if users or assistants:
+            # dialogs.turn_mark is None for sidechain lines and isMeta user lines; any other
+            # user/assistant line sets it, so only the last such line counts.
+            for ln, kind in zip(reversed(lines), reversed(kinds), strict=True):
+                if kind == "assistant" and ln.isSidechain is not True:
+                    self._set_turn_mark(ln)
+                    break
+                if kind == "user" and ln.isSidechain is not True and ln.isMeta is not True:
+                    self._set_turn_mark(ln)
+                    break
+        if assistants:
+            for ln in compress(lines, map(eq, kinds, repeat("assistant"))):
+                if ln.message is not None:
+                    self._apply_assistant_line(ln)
+        if len(lines) > users + assistants:
+            for ln in reversed(list(compress(lines, map(eq, kinds, repeat("cost-state"))))):
+                cost = ln.totalCostUSD
+                if isinstance(cost, int | float) and not isinstance(cost, bool):
+                    self.cost_usd = float(cost)
+                    break
+            for ln in reversed(list(compress(lines, map(eq, kinds, repeat("last-prompt"))))):
+                if isinstance(prompt := ln.lastPrompt, str):
+                    self.last_prompt = prompt
+                    break
+
+    def _see_timestamps(self, stamps: list[str]) -> None:
+        """:meth:`_see_timestamp` for each of ``stamps`` (non-empty strings), in order."""
+        i = 0
+        while i < len(stamps) and (self.first_ts is None or self.last_ts is None):
+            self._see_timestamp(stamps[i])
+            i += 1
+        rest = stamps[i:] if i else stamps
+        if not rest:
+            return
+        first, last = self.first_ts, self.last_ts
+        assert first is not None and last is not None
+        n = len(first)
+        if (
+            len(last) == n
+            and first[-1:] == last[-1:] == "Z"
+            and all(len(t) == n and t[-1:] == "Z" for t in rest)
+        ):
+            # Every stamp takes _see_timestamp's text fast path, which amounts to min/max.
+            lo, hi = min(rest), max(rest)
+            if lo < first:
+                self.first_ts = lo
+            if hi > last:
+                self.last_ts = hi
+            return
+        for t in rest:
+            self._see_timestamp(t)
+
+    def _set_turn_mark(self, ln: Any) -> None:
+        from .transcript_lines import message_dict
+
+        line = {
+            "type": ln.type,
+            "isSidechain": ln.isSidechain,
+            "isMeta": ln.isMeta,
+            "timestamp": ln.timestamp,
+            "message": None if ln.message is None else message_dict(ln.message),
+        }
+        mark = _turn_mark(line)
+        if mark is not None:
+            self.turn_mark = list(mark)
+
     def _see_timestamp(self, ts: str) -> None:
         # Lines are not strictly in time order (a compaction writes its summary with earlier
         # stamps), so keep the min and max rather than the first and last seen.
@@ -218,17 +338,7 @@ class TranscriptAggregate:
 
         usage = message.get("usage")
         if isinstance(usage, dict):
-            new = [_as_int(usage.get(src)) for _, src in _USAGE_KEYS]
-            mid = message.get("id")
-            old = None
-            if isinstance(mid, str) and mid:
-                old = self.recent_usage.pop(mid, None)
-                self.recent_usage[mid] = new
-                while len(self.recent_usage) > RECENT_MESSAGE_IDS:
-                    del self.recent_usage[next(iter(self.recent_usage))]
-            for i, (attr, _) in enumerate(_USAGE_KEYS):
-                delta = new[i] - (old[i] if old is not None else 0)
-                setattr(self, attr, getattr(self, attr) + delta)
+            self._add_usage(usage, message.get("id"))
 
         if line.get("isSidechain") is True:
             return
@@ -243,10 +353,48 @@ class TranscriptAggregate:
                     if isinstance(text, str):
                         texts.append(text)
         if texts:
-            joined = "\n".join(texts)
-            self.last_assistant_text = joined[-MAX_ASSISTANT_TEXT_CHARS:]
-            ts = line.get("timestamp")
-            self.last_assistant_ts = ts if isinstance(ts, str) else self.last_assistant_ts
+            self._set_assistant_text(texts, line.get("timestamp"))
+
+    def _apply_assistant_line(self, ln: Any) -> None:
+        """:meth:`_apply_assistant` for a decoded line (``ln.message`` is not None)."""
+        message = ln.message
+        model = message.model
+        if isinstance(model, str) and model and model != SYNTHETIC_MODEL:
+            self.model = model
+        usage = message.usage
+        if isinstance(usage, dict):
+            self._add_usage(usage, message.id)
+        if ln.isSidechain is True:
+            return
+        content = message.content
+        if isinstance(content, str):
+            self._set_assistant_text([content], ln.timestamp)
+        elif content:
+            texts = [b.text for b in content if b.type == "text" and isinstance(b.text, str)]
+            if texts:
+                self._set_assistant_text(texts, ln.timestamp)
+
+    def _add_usage(self, usage: dict[str, Any], mid: Any) -> None:
+        get = usage.get
+        new = [v if (v := get(src)).__class__ is int else _as_int(v) for src in _USAGE_SOURCES]
+        old = None
+        if isinstance(mid, str) and mid:
+            recent = self.recent_usage
+            old = recent.pop(mid, None)
+            recent[mid] = new
+            while len(recent) > RECENT_MESSAGE_IDS:
+                del recent[next(iter(recent))]
+        if old is not None:
+            new = [n - o for n, o in zip(new, old, strict=True)]
+        self.input_tokens += new[0]
+        self.output_tokens += new[1]
+        self.cache_read_tokens += new[2]
+        self.cache_creation_tokens += new[3]
+
+    def _set_assistant_text(self, texts: list[str], ts: Any) -> None:
+        joined = "\n".join(texts)
+        self.last_assistant_text = joined[-MAX_ASSISTANT_TEXT_CHARS:]
+        self.last_assistant_ts = ts if isinstance(ts, str) else self.last_assistant_ts
 
     # ----------------------------------------------------------------- persistence
 

@@ -29,8 +29,9 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -40,7 +41,7 @@ import trio
 import watchfiles
 
 from ..safeio import open_regular
-from ..store import write_transaction
+from ..store import TRANSCRIPT_INDEX_COLUMNS, m005_transcript_index, write_transaction
 from .transcript_parse import TranscriptAggregate
 
 log = logging.getLogger(__name__)
@@ -66,34 +67,16 @@ WATCH_DEBOUNCE_MS = 200
 # How often (ms) the watch thread checks the stop event: bounds shutdown/restart latency.
 WATCH_STEP_MS = 50
 
-SCHEMA: dict[str, type] = {
-    "path": str,
-    "session_id": str,
-    "config_dir": str,
-    "inode": int,
-    "offset": int,
-    "size": int,
-    "mtime": float,
-    "head_hash": str,
-    "aggregate": str,
-    "updated_at": int,
-}
-
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
-    """Create ``transcript_index`` (and its session_id index) if missing; idempotent."""
-    table = db.table(TABLE)
-    if not table.exists():
-        with db.atomic():
-            table.create(SCHEMA, pk="path", if_not_exists=True)
-            table.create_index(["session_id"], if_not_exists=True)
-            table.create_index(["config_dir"], if_not_exists=True)
+    """Create ``transcript_index`` (and its indexes) if missing; idempotent. The schema is the
+    store's migration ``m005_transcript_index``: a database opened with ``open_db`` has it
+    already; this covers one opened without migrations."""
+    have = {row[1] for row in db.execute(f"PRAGMA table_info([{TABLE}])")}
+    if have >= {name for name, _ in TRANSCRIPT_INDEX_COLUMNS}:
         return
-    # A table from an older version: columns are only ever added.
-    existing = table.columns_dict
-    for name, kind in SCHEMA.items():
-        if name not in existing:
-            table.add_column(name, kind)
+    with write_transaction(db):
+        m005_transcript_index(db)
 
 
 def iter_transcripts(config_dir: Path) -> list[Path]:
@@ -122,7 +105,93 @@ def _fingerprint(head: bytes) -> str:
     return hashlib.blake2b(head, digest_size=16).hexdigest()
 
 
+@dataclass
+class ScanJob:
+    """One file to scan, as planned from its stat and its row (see TranscriptIndex.plan).
+
+    ``aggregate`` is None for a file read from 0 (new, replaced, truncated); ``removed`` is set
+    (the last known aggregate) for a known file that is gone.
+    """
+
+    path: Path
+    config_dir: Path
+    size: int = 0  # st_size at plan time: read up to here, never further
+    inode: int = 0
+    mtime: float = 0.0
+    offset: int = 0  # the stored offset (0: from the start)
+    head_hash: str | None = None  # the stored fingerprint of the first bytes
+    row_config_dir: str | None = None
+    aggregate: TranscriptAggregate | None = None
+    removed: TranscriptAggregate | None = None
+
+
+# (aggregate to report or None, row to upsert or None: delete ``aggregate.path``)
+ScanResult = tuple[TranscriptAggregate | None, dict[str, Any] | None]
+
+
+def read_job(job: ScanJob) -> ScanResult | None:
+    """Read a planned file's new bytes; no database. None: nothing to write (it vanished
+    between the stat and the open: the next scan reports the removal)."""
+    if job.removed is not None:
+        return job.removed, None
+    path, config_dir = job.path, job.config_dir
+    restart = job.aggregate is None
+    try:
+        # safeio: non-blocking, and fstat must say "regular file" (a FIFO swapped in after
+        # the plan's stat is refused, not read)
+        with os.fdopen(open_regular(path), "rb") as f:
+            if not restart and job.offset > 0:
+                head = f.read(min(job.offset, HEAD_FINGERPRINT_BYTES))
+                restart = _fingerprint(head) != job.head_hash
+            if restart or job.aggregate is None:
+                agg = TranscriptAggregate(session_id=path.stem)
+                start = 0
+            else:
+                agg = job.aggregate
+                start = job.offset
+            agg.path = str(path)
+            agg.config_dir = str(config_dir)
+            f.seek(start)
+            # Read up to the size seen by stat: bytes appended meanwhile come next scan, so
+            # the stored size never claims bytes that were not read.
+            remaining = job.size - start
+            while remaining > 0:
+                chunk = f.read(min(READ_CHUNK_BYTES, remaining))
+                if not chunk:
+                    break
+                agg.feed(chunk)
+                remaining -= len(chunk)
+            read_to = job.size - remaining
+            offset = read_to - agg.pending_bytes
+            f.seek(0)
+            head_hash = _fingerprint(f.read(min(offset, HEAD_FINGERPRINT_BYTES)))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        # One bad file (unreadable, a FIFO, a name that cannot be encoded) must not keep the
+        # others of its batch from being indexed.
+        log.warning("transcript %r skipped: %s", str(path), exc)
+        return None
+    reported = restart or offset != job.offset or str(config_dir) != job.row_config_dir
+    row = {
+        "path": str(path),
+        "session_id": agg.session_id or path.stem,
+        "config_dir": str(config_dir),
+        "inode": job.inode,
+        "offset": offset,
+        "size": read_to,
+        "mtime": job.mtime,
+        "head_hash": head_hash,
+        "aggregate": json.dumps(agg.to_dict(), separators=(",", ":")),
+        "_report": reported,
+    }
+    return agg, row
+
+
 _FILE_COLUMNS = "path, session_id, config_dir, inode, offset, size, mtime, head_hash"
+# Bytes to read in one scan above which the reading and parsing run in their own thread
+# instead of on the store worker.
+OFFLOAD_MIN_BYTES = 1024 * 1024
 # Files per store call in a scan: the database worker is shared (heartbeats, schedules,
 # queries), so a big first index is done in slices that other calls can run between.
 SCAN_CHUNK_FILES = 50
@@ -173,28 +242,41 @@ class TranscriptIndex:
 
     def scan_paths(self, items: Iterable[tuple[Path, Path | None]]) -> list[TranscriptAggregate]:
         """Scan several ``(path, config_dir or None)`` at once, committing in one transaction."""
+        return self.commit([read_job(job) for job in self.plan(items)])
+
+    # The three steps of a scan, for callers that parse elsewhere (run_transcript_watcher):
+    # plan and commit touch the database (store worker); read_job only the files (any thread).
+
+    def plan(self, items: Iterable[tuple[Path, Path | None]]) -> list[ScanJob]:
+        """What each path needs: nothing (unchanged: left out), a read from some offset, or a
+        removal. Stats the files; reads only the database."""
         items = [(Path(p), None if c is None else Path(c)) for p, c in items if _usable(p, c)]
         rows = self._rows_for([p for p, _ in items])
+        jobs: list[ScanJob] = []
+        for path, config_dir in items:
+            job = self._plan_one(path, config_dir, rows.get(str(path)))
+            if job is not None:
+                jobs.append(job)
+        return jobs
+
+    def commit(self, results: Iterable[ScanResult | None]) -> list[TranscriptAggregate]:
+        """Persist what :func:`read_job` found, in one transaction; the changed aggregates."""
         changed: list[TranscriptAggregate] = []
         upserts: list[dict[str, Any]] = []
         deletes: list[str] = []
-        for path, config_dir in items:
-            row = rows.get(str(path))
-            try:
-                result = self._scan_one(path, config_dir, row)
-            except (OSError, ValueError) as exc:
-                # One bad file (unreadable, a FIFO, a name that cannot be encoded) must not
-                # keep the others of its batch from being indexed.
-                log.warning("transcript %r skipped: %s", str(path), exc)
-                continue
+        for result in results:
             if result is None:
                 continue
             agg, new_row = result
             if new_row is None:
-                deletes.append(str(path))
-            else:
-                upserts.append(new_row)
-            if agg is not None:
+                if agg is not None:
+                    deletes.append(agg.path or "")
+                    changed.append(agg)
+                continue
+            reported = new_row.pop("_report", True)
+            new_row["updated_at"] = int(self._now())
+            upserts.append(new_row)
+            if reported and agg is not None:
                 changed.append(agg)
         if upserts or deletes:
             with write_transaction(self.db):
@@ -222,10 +304,9 @@ class TranscriptIndex:
         row = self.db.execute(f"SELECT aggregate FROM {TABLE} WHERE path = ?", [path]).fetchone()
         return TranscriptAggregate.from_dict(json.loads(row[0]))
 
-    def _scan_one(
+    def _plan_one(
         self, path: Path, config_dir: Path | None, row: dict[str, Any] | None
-    ) -> tuple[TranscriptAggregate | None, dict[str, Any] | None] | None:
-        """None: nothing to write. (agg|None, row|None): report agg, upsert row (None: delete)."""
+    ) -> ScanJob | None:
         try:
             st = os.stat(path)
             regular = stat.S_ISREG(st.st_mode)
@@ -235,8 +316,9 @@ class TranscriptIndex:
             if row is None:
                 return None
             gone = self._aggregate_of(str(path))
+            gone.path = str(path)
             gone.removed = True
-            return gone, None
+            return ScanJob(path, Path(row["config_dir"]), removed=gone)
 
         if config_dir is None:
             config_dir = Path(row["config_dir"]) if row is not None else path.parent.parent.parent
@@ -249,59 +331,13 @@ class TranscriptIndex:
             and str(config_dir) == row["config_dir"]
         ):
             return None
-
-        try:
-            # safeio: non-blocking, and fstat must say "regular file" (a FIFO swapped in
-            # after the stat above is refused, not read)
-            with os.fdopen(open_regular(path), "rb") as f:
-                if not restart and row is not None and row["offset"] > 0:
-                    head = f.read(min(row["offset"], HEAD_FINGERPRINT_BYTES))
-                    restart = _fingerprint(head) != row["head_hash"]
-                if restart or row is None:
-                    agg = TranscriptAggregate(session_id=path.stem)
-                    start = 0
-                else:
-                    agg = self._aggregate_of(str(path))
-                    start = row["offset"]
-                agg.path = str(path)
-                agg.config_dir = str(config_dir)
-                f.seek(start)
-                # Read up to the size seen by stat: bytes appended meanwhile come next scan, so
-                # the stored size never claims bytes that were not read.
-                remaining = st.st_size - start
-                while remaining > 0:
-                    chunk = f.read(min(READ_CHUNK_BYTES, remaining))
-                    if not chunk:
-                        break
-                    agg.feed(chunk)
-                    remaining -= len(chunk)
-                read_to = st.st_size - remaining
-                offset = read_to - agg.pending_bytes
-                f.seek(0)
-                head_hash = _fingerprint(f.read(min(offset, HEAD_FINGERPRINT_BYTES)))
-        except FileNotFoundError:
-            # Deleted between stat and open: report it next scan, as a removal.
-            return None
-
-        new_row = {
-            "path": str(path),
-            "session_id": agg.session_id or path.stem,
-            "config_dir": str(config_dir),
-            "inode": st.st_ino,
-            "offset": offset,
-            "size": read_to,
-            "mtime": st.st_mtime,
-            "head_hash": head_hash,
-            "aggregate": json.dumps(agg.to_dict(), separators=(",", ":")),
-            "updated_at": int(self._now()),
-        }
-        reported = (
-            restart
-            or row is None
-            or offset != row["offset"]
-            or (str(config_dir) != row["config_dir"])
-        )
-        return (agg if reported else None), new_row
+        job = ScanJob(path, config_dir, size=st.st_size, inode=st.st_ino, mtime=st.st_mtime)
+        if not restart and row is not None:
+            job.offset = row["offset"]
+            job.head_hash = row["head_hash"]
+            job.row_config_dir = row["config_dir"]
+            job.aggregate = self._aggregate_of(str(path))
+        return job
 
     # ----------------------------------------------------------------- queries
 
@@ -393,12 +429,14 @@ async def run_transcript_watcher(
     With ``use_watchfiles=False`` it is a pure stat-polling watcher at ``rescan_interval_s``.
     """
 
+    scan = _Scanner(index, call_store)
+
     async def rescan(dirs: Iterable[Path]) -> None:
         for d in dirs:
             try:
                 items = await call_store(index.config_dir_items, d)
                 for i in range(0, len(items), SCAN_CHUNK_FILES):
-                    changed = await call_store(index.scan_paths, items[i : i + SCAN_CHUNK_FILES])
+                    changed = await scan(items[i : i + SCAN_CHUNK_FILES])
                     if changed:
                         await _maybe_await(on_change(changed))
             except Exception:
@@ -420,9 +458,7 @@ async def run_transcript_watcher(
                             watch.stop()
                         watch = _Watch(roots) if roots else None
                         if watch is not None:
-                            await nursery.start(
-                                watch.run, index, call_store, on_change, debounce_ms
-                            )
+                            await nursery.start(watch.run, scan, on_change, debounce_ms)
                 await trio.sleep(rescan_interval_s)
                 dirs = _dedupe_dirs(config_dirs())
                 await rescan(dirs)
@@ -431,6 +467,40 @@ async def run_transcript_watcher(
             # WATCH_STEP_MS, so cancellation is not held up by watchfiles' blocking wait.
             if watch is not None:
                 watch.stop()
+
+
+def _read_all(jobs: list[ScanJob]) -> list[ScanResult | None]:
+    return [read_job(job) for job in jobs]
+
+
+class _Scanner:
+    """``await scan(items)``: TranscriptIndex.scan_paths with the reading and parsing off the
+    store worker when there is much to read, so a first index of a big history does not hold
+    up the daemon's other database calls. Scans run one at a time (the rescan and the watch
+    share it): a plan is committed before the next plan is made."""
+
+    def __init__(self, index: TranscriptIndex, call_store: Callable[..., Awaitable[Any]]) -> None:
+        self.index = index
+        self.call_store = call_store
+        self._lock = trio.Lock()
+        self._readers = trio.CapacityLimiter(1)
+
+    async def __call__(
+        self, items: Sequence[tuple[Path, Path | None]]
+    ) -> list[TranscriptAggregate]:
+        async with self._lock:
+            jobs: list[ScanJob] = await self.call_store(self.index.plan, items)
+            if not jobs:
+                return []
+            todo = sum(j.size - j.offset for j in jobs if j.removed is None)
+            if todo < OFFLOAD_MIN_BYTES:
+                # A few appended lines: one more store call is cheaper than a thread hop
+                # (and keeps virtual-time tests, whose store runs inline, deterministic).
+                results = await self.call_store(_read_all, jobs)
+            else:
+                results = await trio.to_thread.run_sync(_read_all, jobs, limiter=self._readers)
+            changed: list[TranscriptAggregate] = await self.call_store(self.index.commit, results)
+            return changed
 
 
 class _Watch:
@@ -470,8 +540,7 @@ class _Watch:
 
     async def run(
         self,
-        index: TranscriptIndex,
-        call_store: Callable[..., Awaitable[Any]],
+        scan: _Scanner,
         on_change: Callable[[list[TranscriptAggregate]], Awaitable[None] | None],
         debounce_ms: int,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -494,7 +563,7 @@ class _Watch:
                         if not items:
                             continue
                         try:
-                            changed = await call_store(index.scan_paths, items)
+                            changed = await scan(items)
                         except Exception:
                             log.exception(
                                 "transcript scan after a change failed; the rescan retries"
