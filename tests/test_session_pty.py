@@ -44,7 +44,7 @@ from .session_fakes import (
 
 def test_paste_bytes_normalises_line_breaks_and_strips_markers() -> None:
     assert paste_bytes("a\r\nb\rc\nd") == PASTE_START + b"a\nb\nc\nd" + PASTE_END
-    assert paste_bytes("x\x1b[201~y\x1b[200~") == PASTE_START + b"xy" + PASTE_END
+    assert paste_bytes("x\x1b[201~y\x1b[200~") == PASTE_START + b"x[201~y[200~" + PASTE_END
     assert paste_bytes("héllo") == PASTE_START + "héllo".encode() + PASTE_END
     with pytest.raises(DeliveryRefused):
         paste_bytes(" \r\n ")
