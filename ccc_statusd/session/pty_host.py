@@ -64,8 +64,11 @@ from .inject_launch import (
     inject_env,
     node_script_target,
 )
-from .keys import ENTER, DeliveryRefused, InputTracker, command_bytes, paste_bytes
+from ..paste import DeliveryRefused, Keys, message_keys
+from ..screen import BUSY, DIALOG, PANEL, PICKER, READY, ScreenState
+from .keys import InputTracker
 from .link import HEARTBEAT_INTERVAL_S, SessionLink
+from .screen_model import ScreenModel
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,11 @@ QUIET_S = 1.0  # with no hook seen yet, the terminal must have been this quiet t
 # from the UserPromptSubmit hook (fired at once on submit), not from us.
 DELIVERY_GUARD_S = 1.0
 READY_POLL_S = 0.1  # after a decline, how often to check whether the session became free
+CONFIRM_S = 3.0  # after the Enter, how long the screen may take to show the submission
+CONFIRM_POLL_S = 0.05
+# After the Enter, a screen in one of these states (and different from before the typing) shows
+# the text left the input box: a turn started, or a command opened its picker/panel/dialog.
+_SUBMITTED_KINDS = (READY, BUSY, PICKER, PANEL, DIALOG)
 DRAIN_AFTER_EXIT_S = 0.5  # output still in the pty when the child exits is shown, for this long
 READ_CHUNK_BYTES = 65536
 DEFAULT_WINSIZE = (24, 80)  # rows, cols when no terminal tells us
@@ -148,6 +156,8 @@ class PtyHost:
         quiet_s: float = QUIET_S,
         delivery_guard_s: float = DELIVERY_GUARD_S,
         on_ready: Callable[[], None] | None = None,
+        winsize: tuple[int, int] = DEFAULT_WINSIZE,
+        confirm_s: float = CONFIRM_S,
     ) -> None:
         self.master_fd = master_fd
         self.child_pid = child_pid
@@ -157,6 +167,9 @@ class PtyHost:
         self.typing_grace_s = typing_grace_s
         self.quiet_s = quiet_s
         self.delivery_guard_s = delivery_guard_s
+        self.confirm_s = confirm_s
+        # What the child shows, from every byte it writes (see screen_model).
+        self.screen = ScreenModel(*winsize)
         # Called when a session that declined a message becomes free again (the link sends a
         # heartbeat at once, so the daemon can retry its outbox without waiting for a hook).
         self.on_ready = on_ready
@@ -177,17 +190,22 @@ class PtyHost:
     # --- delivery -------------------------------------------------------------------------
 
     async def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """The link's handler: type a prompt or command if the session is free, else say why not."""
+        """The link's handler: type a prompt or command if the session is free, else say why not.
+
+        Answers (the ``response`` fields): ``status: "not_idle"`` + ``error`` (the reason) +
+        ``data.reason`` when nothing was typed (the daemon queues it); ``status: "submitted"``
+        when the screen showed the text leave the input box after the Enter; ``status:
+        "typed"`` + ``data.seen`` when it was typed but the screen did not confirm it within
+        ``confirm_s`` (the daemon then waits for UserPromptSubmit); ``error`` alone for a
+        message that can never be typed.
+        """
         kind = msg.get("type")
         if kind == "eval":
             return {"error": EVAL_ERROR}
+        if kind not in ("prompt", "command"):
+            return {"error": f"this session client cannot handle {str(kind)[:40]!r} messages"}
         try:
-            if kind == "prompt":
-                payload = paste_bytes(str(msg.get("text") or ""))
-            elif kind == "command":
-                payload = command_bytes(str(msg.get("name") or ""), msg.get("text") or None)
-            else:
-                return {"error": f"this session client cannot handle {str(kind)[:40]!r} messages"}
+            keys = message_keys(msg)
         except DeliveryRefused as exc:
             return {"error": str(exc)}
         data = msg.get("data")
@@ -204,15 +222,41 @@ class PtyHost:
                 log.info("declined %s %s: %s", kind, msg.get("request_id"), reason)
                 self._declined_state = state
                 self._declined.set()
-                return {"error": reason, "status": "not_idle", "data": {"reason": code}}
-            await self._write_master(payload)
+                out: dict[str, Any] = {"reason": code}
+                if code == "screen":
+                    out["screen"] = self.screen.classify().kind
+                return {"error": reason, "status": "not_idle", "data": out}
+            before = self.screen.text()
+            await self._write_master(keys.body)
             # Enter must be its own write, later: in the same burst it is taken as pasted text.
             await trio.sleep(self.enter_delay_s)
-            await self._write_master(ENTER)
+            await self._write_master(keys.enter)
             self.last_delivery = trio.current_time()
             self.delivered += 1
-        log.info("delivered %s %s (%d bytes)", kind, msg.get("request_id"), len(payload))
-        return {"data": {"delivered_via": "pty"}}
+        log.info("typed %s %s (%d bytes)", kind, msg.get("request_id"), len(keys.body))
+        seen = await self.confirm(keys, before)
+        if seen is None:
+            log.info("submitted %s %s", kind, msg.get("request_id"))
+            return {"status": "submitted", "data": {"delivered_via": "pty", "confirmed": True}}
+        log.info("typed %s %s, not confirmed: %s", kind, msg.get("request_id"), seen)
+        return {
+            "status": "typed",
+            "data": {"delivered_via": "pty", "confirmed": False, "seen": seen},
+        }
+
+    async def confirm(self, keys: Keys, before: str) -> str | None:
+        """Wait up to ``confirm_s`` for the screen to show the typed text left the input box
+        (None), else return what the screen showed."""
+        state: ScreenState = self.screen.classify()
+        with trio.move_on_after(self.confirm_s):
+            while True:
+                state = self.screen.classify()
+                if state.kind in _SUBMITTED_KINDS and self.screen.text() != before:
+                    return None
+                await trio.sleep(CONFIRM_POLL_S)
+        if self.screen.text() == before:
+            return f"the screen did not change after typing ({state.describe()})"
+        return state.describe()
 
     def not_idle_reason(self, now: float, state: str | None = None) -> str | None:
         """Why typing into the session now could clobber the human (None: it is safe).
@@ -225,7 +269,8 @@ class PtyHost:
 
     def not_idle(self, now: float, state: str | None = None) -> tuple[str, str] | None:
         """``(code, sentence)`` for :meth:`not_idle_reason`; codes: ``draft``, ``typing``,
-        ``just_delivered``, ``not_quiet``."""
+        ``just_delivered``, ``not_quiet``, ``screen`` (the screen is not Claude Code's empty
+        input box; checked whatever ``state`` says: any local client can fake a Stop hook)."""
         if self.tracker.has_draft:
             return "draft", (
                 "the user has an unsent draft in this session's input box, so nothing was typed; "
@@ -253,6 +298,9 @@ class PtyHost:
                     f"{self.quiet_s:g} s ago, so nothing was typed; the message waits until the "
                     "session is idle"
                 )
+        screen = self.screen.classify()
+        if not screen.ready:
+            return "screen", f"{screen.reason}; nothing was typed, the message waits"
         return None
 
     def input_idle(self, now: float) -> bool:
@@ -333,6 +381,7 @@ class PtyHost:
                 if not data:
                     return
                 self.last_output = trio.current_time()
+                self.screen.feed(data)
                 await self._write_stdout(data)
         finally:
             done.set()
@@ -363,6 +412,7 @@ class PtyHost:
                         _set_winsize(self.master_fd, size)  # the kernel tells the child
                     except OSError:
                         pass
+                    self.screen.resize(*size)
                 continue
             log.info("forwarding signal %d to the child %d", signum, self.child_pid)
             try:
@@ -477,6 +527,7 @@ def run_command(
     typing_grace_s: float = TYPING_GRACE_S,
     quiet_s: float = QUIET_S,
     delivery_guard_s: float = DELIVERY_GUARD_S,
+    confirm_s: float = CONFIRM_S,
     internal_id: str | None = None,
     log_path: Path | None = None,
     stdin_fd: int = 0,
@@ -551,6 +602,8 @@ def run_command(
         typing_grace_s=typing_grace_s,
         quiet_s=quiet_s,
         delivery_guard_s=delivery_guard_s,
+        winsize=winsize,
+        confirm_s=confirm_s,
     )
     config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
     cwd = os.getcwd()
@@ -568,6 +621,7 @@ def run_command(
             "capabilities": ["prompt", "command"],
             "draft": host.tracker.has_draft,
             "input_idle": host.input_idle(trio.current_time()),
+            "screen": host.screen.classify().kind,
             # Written by `ccc hook` on SessionStart: always the current id, even after /clear.
             "session_id": read_session_file(sid_file),
         }
@@ -602,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", type=float, default=QUIET_S, metavar="S")
     parser.add_argument("--delivery-guard", type=float, default=DELIVERY_GUARD_S, metavar="S")
     parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_INTERVAL_S, metavar="S")
+    parser.add_argument("--confirm", type=float, default=CONFIRM_S, metavar="S")
     parser.add_argument("--internal-id", default=None)
     parser.add_argument("--log", type=Path, default=None)
     parser.add_argument("--inject", action="store_true")
@@ -621,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         typing_grace_s=args.typing_grace,
         quiet_s=args.quiet,
         delivery_guard_s=args.delivery_guard,
+        confirm_s=args.confirm,
         internal_id=args.internal_id,
         log_path=args.log,
         inject=args.inject,
