@@ -122,15 +122,15 @@ def classify(lines: Sequence[str], cursor: tuple[int, int] | None = None) -> Scr
             f"{content[0].strip()[:2]!r}, not ❯); the message waits",
         )
     if draft:
-        if draft.startswith("/") and (
-            any(_MENU_ITEM_RE.match(line) for line in below + above)
-        ):
+        if draft.startswith("/") and (any(_MENU_ITEM_RE.match(line) for line in below + above)):
             return ScreenState(
                 MENU, f"the / command menu is open (the input box holds {_preview(draft)!r})", draft
             )
         return ScreenState(DRAFT, f"the input box holds a draft: {_preview(draft)!r}", draft)
     if any(_BUSY_RE.search(line) for line in below + above[-2:]):
-        return ScreenState(BUSY, "Claude is working on a turn (the screen says esc to interrupt)", "")
+        return ScreenState(
+            BUSY, "Claude is working on a turn (the screen says esc to interrupt)", ""
+        )
     if len(below) > MAX_FOOTER_LINES:
         if any(_MENU_ITEM_RE.match(line) for line in below):
             return ScreenState(MENU, "a command menu is open under the input box", "")

@@ -48,9 +48,7 @@ def load(version: str, name: str) -> tuple[list[str], tuple[int, int]]:
     return lines, (int(x), int(y))
 
 
-CASES = sorted(
-    (p.parent.name, p.stem) for p in SCREENS.glob("*/*.txt") if p.stem in EXPECTED
-)
+CASES = sorted((p.parent.name, p.stem) for p in SCREENS.glob("*/*.txt") if p.stem in EXPECTED)
 
 
 def test_captures_exist_for_both_builds() -> None:

@@ -313,7 +313,9 @@ async def test_a_retried_scheduled_message_is_not_typed_twice(
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.serve)
         await nursery.start(
-            lambda task_status: run_session_link(daemon.path, "iid-1", handler, task_status=task_status)
+            lambda task_status: run_session_link(
+                daemon.path, "iid-1", handler, task_status=task_status
+            )
         )
         msg = {"type": "prompt", "session_id": "s1", "text": "once"}
         first = await daemon.route("iid-1", msg, request_id="sched-row1")

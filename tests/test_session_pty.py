@@ -430,7 +430,9 @@ async def test_typed_but_not_confirmed(run_session: Any) -> None:
     await trio.sleep(0.3)
     os.kill(pid, signal.SIGSTOP)
     try:
-        reply = await s.route({"type": "prompt", "text": "into the void", "data": {"state": "idle"}})
+        reply = await s.route(
+            {"type": "prompt", "text": "into the void", "data": {"state": "idle"}}
+        )
     finally:
         os.kill(pid, signal.SIGCONT)
     assert reply["status"] == "typed", reply

@@ -55,8 +55,10 @@ from typing import Any, NoReturn
 import trio
 
 from ..hookcmd import read_session_file, session_file
+from ..paste import DeliveryRefused, Keys, message_keys
 from ..paths import Paths
 from ..protocol import is_safe_id
+from ..screen import BUSY, DIALOG, PANEL, PICKER, READY, ScreenState
 from .inject_launch import (
     INJECT_GRACE_S,
     INJECT_WAIT_S,
@@ -64,8 +66,6 @@ from .inject_launch import (
     inject_env,
     node_script_target,
 )
-from ..paste import DeliveryRefused, Keys, message_keys
-from ..screen import BUSY, DIALOG, PANEL, PICKER, READY, ScreenState
 from .keys import InputTracker
 from .link import HEARTBEAT_INTERVAL_S, SessionLink
 from .screen_model import ScreenModel
