@@ -67,7 +67,7 @@ from .inject_launch import (
     node_script_target,
 )
 from .keys import InputTracker
-from .link import HEARTBEAT_INTERVAL_S, SessionLink
+from .link import DELIVERED_MEMORY, HEARTBEAT_INTERVAL_S, STABLE_ID_PREFIX, SessionLink
 from .screen_model import ScreenModel
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,10 @@ _SUBMITTED_KINDS = (READY, BUSY, PICKER, PANEL, DIALOG)
 DRAIN_AFTER_EXIT_S = 0.5  # output still in the pty when the child exits is shown, for this long
 READ_CHUNK_BYTES = 65536
 DEFAULT_WINSIZE = (24, 80)  # rows, cols when no terminal tells us
+HOST_READ_TIMEOUT_S = 5.0  # the injection sends its one line at once; a silent peer is dropped
+HOST_MAX_LINE_BYTES = 1024 * 1024  # the daemon's own line limit
+HOST_MAX_CONNECTIONS = 8  # the injection forwards one message at a time
+HOST_WAIT_READY_S = 600.0  # a "wait_ready" is answered by then anyway (the injection asks again)
 
 EVAL_ERROR = (
     "this session client (a pseudo-terminal wrapper) cannot evaluate code; "
@@ -175,6 +179,9 @@ class PtyHost:
         self.on_ready = on_ready
         self._declined = trio.Event()
         self._declined_state: str | None = None
+        # Set (and replaced) each time a session that declined becomes free again: the
+        # injection's "wait_ready" requests wait on it (see serve_host_socket).
+        self.became_ready = trio.Event()
         self.tracker = InputTracker()
         self.last_output: float | None = None
         self.last_delivery: float | None = None
@@ -317,8 +324,91 @@ class PtyHost:
             # time, not an event.
             while self.not_idle_reason(trio.current_time(), self._declined_state) is not None:  # noqa: ASYNC110
                 await trio.sleep(READY_POLL_S)
+            self.became_ready.set()
+            self.became_ready = trio.Event()
             if self.on_ready is not None and not self.exited:
                 self.on_ready()
+
+    # --- the injection's delivery socket (``ccc run --inject``) --------------------------
+
+    async def serve_host_socket(
+        self, path: Path, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen on ``path`` for the in-process client (inject.cjs): one JSON line in (a routed
+        prompt/command), :meth:`handle`'s answer out, close. So a message the daemon sends
+        through the injection gets the same screen check and confirmation as one sent to us;
+        the injection never types by itself. A ``sched-`` id already typed is answered from
+        memory, not typed again (the daemon retries under the same id)."""
+        import socket as stdsocket
+
+        from ..protocol import LineFramer, RemoteProtocolError, decode_object, encode_dict
+
+        sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        await sock.bind(str(path))
+        os.chmod(path, 0o600)
+        sock.listen(HOST_MAX_CONNECTIONS)
+        listener = trio.SocketListener(sock)
+        limiter = trio.CapacityLimiter(HOST_MAX_CONNECTIONS)
+        answered: dict[str, dict[str, Any]] = {}
+
+        async def serve(stream: trio.SocketStream) -> None:
+            async with stream:
+                framer = LineFramer(HOST_MAX_LINE_BYTES)
+                lines: list[bytes] = []
+                with trio.move_on_after(HOST_READ_TIMEOUT_S):
+                    while not lines:
+                        chunk = await stream.receive_some(65536)
+                        if not chunk:
+                            return
+                        try:
+                            lines = framer.feed(chunk)
+                        except RemoteProtocolError:
+                            return  # over-long: not the injection
+                if not lines:
+                    return
+                try:
+                    msg = decode_object(lines[0])
+                except RemoteProtocolError as exc:
+                    reply: dict[str, Any] = {"error": f"bad message: {exc}"}
+                else:
+                    if msg.get("type") == "wait_ready":
+                        # The injection's link is the one on the daemon: it asks us to say
+                        # when a declined message can be tried again (it then heartbeats).
+                        with trio.move_on_after(HOST_WAIT_READY_S):
+                            await self.became_ready.wait()
+                        await stream.send_all(encode_dict({"status": "ready"}))
+                        return
+                    rid = msg.get("request_id")
+                    stable = isinstance(rid, str) and rid.startswith(STABLE_ID_PREFIX)
+                    if stable and rid in answered:
+                        reply = answered[rid]
+                    else:
+                        reply = await self.handle(msg)
+                        if stable and isinstance(rid, str) and not reply.get("error"):
+                            answered[rid] = reply
+                            while len(answered) > DELIVERED_MEMORY:
+                                answered.pop(next(iter(answered)))
+                try:
+                    await stream.send_all(encode_dict(reply))
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    log.info("the in-process client went away before our answer")
+
+        async def guarded(stream: trio.SocketStream) -> None:
+            if limiter.available_tokens == 0:
+                await stream.aclose()  # more than the injection ever opens: not ours
+                return
+            async with limiter:
+                await serve(stream)
+
+        async with listener, trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                stream = await listener.accept()
+                nursery.start_soon(guarded, stream)
 
     # --- pumps ----------------------------------------------------------------------------
 
@@ -453,6 +543,7 @@ async def _run_host(
     heartbeat_interval_s: float,
     raw_fd: int | None,
     link_factory: Callable[..., SessionLink] = SessionLink,
+    host_sock: Path | None = None,
 ) -> int:
     host.started_at = trio.current_time()
     with trio.open_signal_receiver(signal.SIGWINCH, *_FORWARDED_SIGNALS) as signals:
@@ -463,6 +554,8 @@ async def _run_host(
             if raw_fd is not None:
                 tty.setraw(raw_fd, termios.TCSANOW)
             async with trio.open_nursery() as nursery:
+                if host_sock is not None:
+                    await nursery.start(host.serve_host_socket, host_sock)
                 nursery.start_soon(host.watch_signals, signals)
                 nursery.start_soon(host.pump_input)
                 output_done = trio.Event()
@@ -562,7 +655,11 @@ def run_command(
     env["CCC_INTERNAL_ID"] = internal_id
     env["CCC_CACHE_DIR"] = str(paths.cache_dir)
     link_factory: Callable[..., SessionLink] = SessionLink
+    host_sock: Path | None = None
     if inject:
+        # The injection forwards prompts and commands here, so they get our screen check.
+        host_sock = paths.cache_dir / f"run-{internal_id}.host.sock"
+        env["CCC_HOST_SOCK"] = str(host_sock)
         try:
             env = inject_env(
                 env,
@@ -637,10 +734,13 @@ def run_command(
                 heartbeat_interval_s=heartbeat_interval_s,
                 raw_fd=raw_fd,
                 link_factory=link_factory,
+                host_sock=host_sock,
             )
         )
     finally:
         os.close(master_fd)
+        if host_sock is not None:
+            host_sock.unlink(missing_ok=True)
         try:
             sid_file.unlink()
         except OSError:
