@@ -50,6 +50,7 @@ TMUX_TIMEOUT_S = 5.0  # a local tmux command answers in milliseconds; longer mea
 SUBMIT_KEYS: tuple[str, ...] = ("Enter",)
 CONFIRM_S = 3.0  # after the Enter, how long the pane may take to show the submission
 CONFIRM_POLL_S = 0.05
+PANE_RETRY_S = 1.0  # a pane that was not ready is read again this often (one capture: ~ms)
 _SUBMITTED_KINDS = (READY, BUSY, PICKER, PANEL, DIALOG)
 
 
@@ -66,7 +67,8 @@ class PaneNotReady(NotIdle):
     queues."""
 
     def __init__(self, reason: str, kind: str) -> None:
-        super().__init__(reason, by_client=True)
+        # No hook fires when a picker closes or a draft is cleared: look at the pane again soon.
+        super().__init__(reason, by_client=True, retry_s=PANE_RETRY_S)
         self.reason = reason
         self.kind = kind
 
