@@ -88,7 +88,7 @@ def _preview(text: str) -> str:
 
 def _is_rule(line: str) -> bool:
     s = line.strip()
-    return len(s) >= 10 and set(s) == {_RULE_CHAR}
+    return len(s) >= 10 and s[0] == _RULE_CHAR and not s.strip(_RULE_CHAR)
 
 
 def normalise(lines: Sequence[str]) -> list[str]:

@@ -16,13 +16,19 @@ from ..screen import ScreenState, classify
 
 
 class ScreenModel:
-    """A ``rows`` x ``cols`` screen fed with the child's output; ``version`` counts feeds (a
-    cheap "did anything change since" for the confirmation loop)."""
+    """A ``rows`` x ``cols`` screen fed with the child's output.
+
+    Rendering is incremental: pyte's own ``display`` measures every cell's width on every call
+    (~30 ms for 200x50); here only the rows pyte marked dirty since the last look are rebuilt
+    (a wide character's second cell holds "", so joining the cells gives the text), and a
+    classification is cached until the next feed."""
 
     def __init__(self, rows: int, cols: int) -> None:
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
         self.version = 0
+        self._rows: list[str] = [""] * rows
+        self._state: tuple[int, ScreenState] | None = None
 
     def feed(self, data: bytes) -> None:
         self.stream.feed(data)
@@ -30,17 +36,31 @@ class ScreenModel:
 
     def resize(self, rows: int, cols: int) -> None:
         self.screen.resize(rows, cols)
+        self._rows = [""] * rows
+        self.screen.dirty.update(range(rows))
         self.version += 1
 
     def lines(self) -> list[str]:
-        return list(self.screen.display)
+        screen = self.screen
+        cols = screen.columns
+        buffer = screen.buffer
+        for y in screen.dirty:
+            if 0 <= y < len(self._rows):
+                row = buffer[y]
+                self._rows[y] = "".join([row[x].data for x in range(cols)]).rstrip()
+        screen.dirty.clear()
+        return list(self._rows)
 
     @property
     def cursor(self) -> tuple[int, int]:
         return (self.screen.cursor.x, self.screen.cursor.y)
 
     def text(self) -> str:
-        return "\n".join(line.rstrip() for line in self.screen.display)
+        return "\n".join(self.lines())
 
     def classify(self) -> ScreenState:
-        return classify(self.lines(), self.cursor)
+        if self._state is not None and self._state[0] == self.version:
+            return self._state[1]
+        state = classify(self.lines(), self.cursor)
+        self._state = (self.version, state)
+        return state
