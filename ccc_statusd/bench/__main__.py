@@ -36,7 +36,7 @@ from typing import Any
 
 import trio
 
-from . import coldstart, index, load
+from . import coldstart, index, load, screencheck
 
 STARTUP_DEADLINE_S = 10.0  # a target that does not accept within this is reported, not awaited
 SETTLE_DEADLINE_S = 10.0  # how long we wait for fds/connections to return to baseline
@@ -307,6 +307,8 @@ async def bench(size: Size, root: Path) -> Run:
         for t in (daemon, relay, pingpong):
             await t.stop()
     await _index(run)
+    for row in screencheck.screen_rows(size.name == "quick"):  # issue 15: the screen check
+        run.add(Row(**row))
     return run
 
 
