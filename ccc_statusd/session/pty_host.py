@@ -17,12 +17,22 @@ then Enter as a *separate* write ``enter_delay_s`` later (an Enter in the same b
 part of the paste). A delivery holds the pty write lock, so the user's own keystrokes never
 interleave with it; they wait the few milliseconds and follow it.
 
-Never clobber the human: a routed message is declined (``status: "not_idle"``, and
-``data.reason`` one of ``draft``, ``typing``, ``just_delivered``, ``not_quiet``) when the user
-has a draft, typed in the last ``typing_grace_s``, another message was typed in the last
-``delivery_guard_s``, or — unless the daemon's routed message says ``data.state == "idle"`` —
-the terminal was active in the last ``quiet_s``. The daemon then queues it; once our own rules
-pass again we send a heartbeat at once (``data.input_idle: true``) so the daemon can retry.
+Never clobber the human: a routed message is declined (``status: "not_idle"``, ``error`` = the
+reason, ``data.reason`` one of ``draft``, ``typing``, ``just_delivered``, ``not_quiet``,
+``screen``) when the user has a draft, typed in the last ``typing_grace_s``, another message was
+typed in the last ``delivery_guard_s``, or — unless the daemon's routed message says
+``data.state == "idle"`` — the terminal was active in the last ``quiet_s``; and, whatever the
+daemon says (any local client can fake a Stop hook), when the screen is not Claude Code's empty
+main input box with nothing open (issue 15). The screen is a pyte model fed with every byte the
+child writes (:mod:`.screen_model`), classified by :mod:`ccc_statusd.screen`; ``data.screen``
+names what was seen. The daemon then queues the message; once our own rules and the screen pass
+again we send a heartbeat at once (``data.input_idle: true``) so the daemon can retry.
+
+After typing, the screen is watched for ``confirm_s``: ``status: "submitted"`` when it shows the
+text left the input box (box empty or a turn started, or a command's picker/panel), else
+``status: "typed"`` with ``data.seen`` (what it showed), and the daemon waits for the
+UserPromptSubmit hook. What is typed comes from :mod:`ccc_statusd.paste` (one bracketed paste
+that cannot be broken out of, Enter separately).
 
 Session id: ``run-<internal_id>.session`` in the cache dir is created empty before the child
 starts; ``ccc hook`` writes the id there on every SessionStart, and every register/heartbeat
@@ -30,6 +40,10 @@ carries it, so a restarted daemon learns the mapping back (even after /clear). R
 
 ``inject=True`` (``ccc run --inject``): the child also loads the in-process client
 (inject.cjs), and our link registers only while that client is absent; see :mod:`.inject_launch`.
+The injection never types: it forwards each prompt/command to our private socket
+(``run-<internal_id>.host.sock``, passed as ``CCC_HOST_SOCK``; :meth:`PtyHost.serve_host_socket`)
+so it gets the same screen check, and asks us (``wait_ready``) when a declined message may be
+tried again.
 """
 
 from __future__ import annotations
