@@ -271,6 +271,8 @@ class PtyHost:
         state: ScreenState = self.screen.classify()
         with trio.move_on_after(self.confirm_s):
             while True:
+                if self.exited:
+                    return None  # e.g. /exit: the program took the command and ended
                 state = self.screen.classify()
                 if state.kind in _SUBMITTED_KINDS and self.screen.text() != before:
                     return None
