@@ -14,6 +14,60 @@ import pyte
 
 from ..screen import ScreenState, classify
 
+_ESC = 0x1B
+# ESC _ (APC), ESC ^ (PM), ESC X (SOS): string sequences pyte does not know; it would print
+# their payload as text. Claude Code sends one at start-up (a kitty graphics query,
+# ``ESC _ G i=1,a=q,… ESC \``), which then looked like a draft in the input box.
+_STRING_INTRODUCERS = (ord("_"), ord("^"), ord("X"))
+
+
+class _StringFilter:
+    """Removes APC/PM/SOS strings (up to ST, ESC backslash, or BEL) from a byte stream, across chunk
+    boundaries; everything else passes unchanged."""
+
+    def __init__(self) -> None:
+        self._in_string = False
+        self._pending = b""  # an ESC at the end of the last chunk
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._pending + data
+        self._pending = b""
+        out = bytearray()
+        i, n = 0, len(data)
+        while i < n:
+            if self._in_string:
+                # Look for ST (ESC \) or BEL.
+                j = i
+                while j < n and data[j] not in (_ESC, 0x07):
+                    j += 1
+                if j >= n:
+                    return bytes(out)
+                if data[j] == 0x07:
+                    self._in_string = False
+                    i = j + 1
+                    continue
+                if j + 1 >= n:
+                    self._pending = data[j:]
+                    return bytes(out)
+                self._in_string = data[j + 1] != ord("\\")
+                i = j + 2 if not self._in_string else j + 1
+                continue
+            j = data.find(b"\x1b", i)
+            if j < 0:
+                out += data[i:]
+                break
+            out += data[i:j]
+            if j + 1 >= n:
+                self._pending = data[j:]
+                break
+            if data[j + 1] in _STRING_INTRODUCERS:
+                self._in_string = True
+                i = j + 2
+            else:
+                out += data[j : j + 2]
+                i = j + 2
+        return bytes(out)
+
 
 class ScreenModel:
     """A ``rows`` x ``cols`` screen fed with the child's output.
@@ -26,12 +80,13 @@ class ScreenModel:
     def __init__(self, rows: int, cols: int) -> None:
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
+        self._filter = _StringFilter()
         self.version = 0
         self._rows: list[str] = [""] * rows
         self._state: tuple[int, ScreenState] | None = None
 
     def feed(self, data: bytes) -> None:
-        self.stream.feed(data)
+        self.stream.feed(self._filter.feed(data))
         self.version += 1
 
     def resize(self, rows: int, cols: int) -> None:
