@@ -331,6 +331,9 @@ async def spawn_ccc_run(
         str(heartbeat),
         "--confirm",
         str(confirm),
+        # The stand-in takes keys at once after a redraw (the real 2.1.112 may not: 0.5 s).
+        "--screen-settle",
+        "0.05",
         "--log",
         str(cache_dir / f"run-{iid}.log"),
         "--",

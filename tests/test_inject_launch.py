@@ -95,7 +95,7 @@ async def ccc_run(nursery: trio.Nursery, paths: Paths) -> AsyncIterator[Callable
         record = paths.cache_dir / f"record-{iid}.jsonl"
         cmd = [sys.executable, "-m", "ccc_statusd.session.pty_host", "--cache-dir", str(paths.cache_dir),
                "--internal-id", iid, "--log", str(paths.cache_dir / f"run-{iid}.log"), "--quiet", "0.2",
-               "--typing-grace", "0.3", "--delivery-guard", "0.3", "--inject", "--inject-wait", str(wait_s),
+               "--typing-grace", "0.3", "--delivery-guard", "0.3", "--screen-settle", "0.05", "--inject", "--inject-wait", str(wait_s),
                "--inject-grace", str(grace_s), "--", *[a.replace("{record}", str(record)) for a in child]]  # fmt: skip
         env = {
             k: v

@@ -94,6 +94,9 @@ QUIET_S = 1.0  # with no hook seen yet, the terminal must have been this quiet t
 # from the UserPromptSubmit hook (fired at once on submit), not from us.
 DELIVERY_GUARD_S = 1.0
 READY_POLL_S = 0.1  # after a decline, how often to check whether the session became free
+# The screen must also have been still this long (whatever the hooks say): measured on 2.1.112,
+# keys typed right after a redraw (the /model picker closing) can be lost.
+SCREEN_SETTLE_S = 0.5
 CONFIRM_S = 3.0  # after the Enter, how long the screen may take to show the submission
 CONFIRM_POLL_S = 0.05
 # After the Enter, a screen in one of these states (and different from before the typing) shows
@@ -176,6 +179,7 @@ class PtyHost:
         on_ready: Callable[[], None] | None = None,
         winsize: tuple[int, int] = DEFAULT_WINSIZE,
         confirm_s: float = CONFIRM_S,
+        screen_settle_s: float = SCREEN_SETTLE_S,
     ) -> None:
         self.master_fd = master_fd
         self.child_pid = child_pid
@@ -186,6 +190,7 @@ class PtyHost:
         self.quiet_s = quiet_s
         self.delivery_guard_s = delivery_guard_s
         self.confirm_s = confirm_s
+        self.screen_settle_s = screen_settle_s
         # What the child shows, from every byte it writes (see screen_model).
         self.screen = ScreenModel(*winsize)
         # Called when a session that declined a message becomes free again (the link sends a
@@ -231,6 +236,11 @@ class PtyHost:
             return {"error": str(exc)}
         data = msg.get("data")
         state = data.get("state") if isinstance(data, dict) else None
+        # A screen that is right but still moving (a redraw just now): wait for it briefly
+        # rather than decline (bounded; the real check is made again under the lock).
+        with trio.move_on_after(2 * self.screen_settle_s + READY_POLL_S):
+            while (found := self.not_idle(trio.current_time(), state)) and found[0] == "settling":  # noqa: ASYNC110 - the passing of time
+                await trio.sleep(self.screen_settle_s / 5 or READY_POLL_S)
         async with self.write_lock:
             if self.exited:
                 return {
@@ -293,7 +303,8 @@ class PtyHost:
     def not_idle(self, now: float, state: str | None = None) -> tuple[str, str] | None:
         """``(code, sentence)`` for :meth:`not_idle_reason`; codes: ``draft``, ``typing``,
         ``just_delivered``, ``not_quiet``, ``screen`` (the screen is not Claude Code's empty
-        input box; checked whatever ``state`` says: any local client can fake a Stop hook)."""
+        input box; checked whatever ``state`` says: any local client can fake a Stop hook),
+        ``settling`` (the right screen, but it changed less than ``screen_settle_s`` ago)."""
         if self.tracker.has_draft:
             return "draft", (
                 "the user has an unsent draft in this session's input box, so nothing was typed; "
@@ -324,6 +335,11 @@ class PtyHost:
         screen = self.screen.classify()
         if not screen.ready:
             return "screen", f"{screen.reason}; nothing was typed, the message waits"
+        if self.last_output is not None and now - self.last_output < self.screen_settle_s:
+            return "settling", (
+                f"the screen changed less than {self.screen_settle_s:g} s ago, so nothing was "
+                "typed; the message waits until it is still"
+            )
         return None
 
     def input_idle(self, now: float) -> bool:
@@ -637,6 +653,7 @@ def run_command(
     quiet_s: float = QUIET_S,
     delivery_guard_s: float = DELIVERY_GUARD_S,
     confirm_s: float = CONFIRM_S,
+    screen_settle_s: float = SCREEN_SETTLE_S,
     internal_id: str | None = None,
     log_path: Path | None = None,
     stdin_fd: int = 0,
@@ -717,6 +734,7 @@ def run_command(
         delivery_guard_s=delivery_guard_s,
         winsize=winsize,
         confirm_s=confirm_s,
+        screen_settle_s=screen_settle_s,
     )
     config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
     cwd = os.getcwd()
@@ -773,6 +791,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--delivery-guard", type=float, default=DELIVERY_GUARD_S, metavar="S")
     parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_INTERVAL_S, metavar="S")
     parser.add_argument("--confirm", type=float, default=CONFIRM_S, metavar="S")
+    parser.add_argument("--screen-settle", type=float, default=SCREEN_SETTLE_S, metavar="S")
     parser.add_argument("--internal-id", default=None)
     parser.add_argument("--log", type=Path, default=None)
     parser.add_argument("--inject", action="store_true")
@@ -793,6 +812,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_s=args.quiet,
         delivery_guard_s=args.delivery_guard,
         confirm_s=args.confirm,
+        screen_settle_s=args.screen_settle,
         internal_id=args.internal_id,
         log_path=args.log,
         inject=args.inject,

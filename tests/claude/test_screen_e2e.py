@@ -56,8 +56,11 @@ def _settings_snapshot(home: ClaudeHome) -> dict[str, str]:
     return out
 
 
-def _delivered_once(api: FakeAnthropic, text: str) -> None:
-    api.wait_for_message(lambda r: r["last_user_text"] == text, TURN_TIMEOUT_S)
+def _delivered_once(api: FakeAnthropic, text: str, daemon: Daemon) -> None:
+    try:
+        api.wait_for_message(lambda r: r["last_user_text"] == text, TURN_TIMEOUT_S)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; daemon log:\n{daemon.log_tail(60)}") from None
     time.sleep(1.0)  # a second copy would be there by now
     assert len(_requests(api, text)) == 1, [r["last_user_text"] for r in api.messages()]
 
@@ -81,7 +84,7 @@ def test_model_picker_holds_the_prompt_until_closed(
     s.pane.wait_for(r"Select model", 1)  # still open, untouched
     assert not _requests(fake_api, "after the picker")
     s.pane.send_keys("Escape")  # the user closes the picker
-    _delivered_once(fake_api, "after the picker")
+    _delivered_once(fake_api, "after the picker", daemon)
     s.pane.wait_for(r"ECHO: after the picker", TURN_TIMEOUT_S)
     assert _settings_snapshot(claude_home) == before, "a setting changed"
 
@@ -102,7 +105,7 @@ def test_draft_holds_the_prompt_on_the_pty_path(
     time.sleep(QUEUE_HOLD_S)
     assert not _requests(fake_api, "routed after draft")
     s.pane.send_keys("C-u")  # the user clears the draft
-    _delivered_once(fake_api, "routed after draft")
+    _delivered_once(fake_api, "routed after draft", daemon)
     assert not _requests(fake_api, "my own draft")
 
 
@@ -121,7 +124,7 @@ def test_slash_menu_holds_the_prompt(
     time.sleep(QUEUE_HOLD_S)
     assert not _requests(fake_api, "not into the menu")
     s.pane.send_keys("BSpace")
-    _delivered_once(fake_api, "not into the menu")
+    _delivered_once(fake_api, "not into the menu", daemon)
 
 
 def test_permission_dialog_is_not_typed_into_even_after_a_fake_stop_hook(
@@ -190,5 +193,5 @@ def test_draft_holds_the_prompt_on_the_adopted_tmux_path(
     time.sleep(QUEUE_HOLD_S)
     assert not _requests(fake_api, "routed into adopted")
     pane.send_keys("C-u")
-    _delivered_once(fake_api, "routed into adopted")
+    _delivered_once(fake_api, "routed into adopted", daemon)
     assert not _requests(fake_api, "adopted draft xyz")
