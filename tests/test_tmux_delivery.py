@@ -23,6 +23,7 @@ from ccc_statusd.tmux_delivery import (
     deliver_command_to_pane,
     deliver_to_pane,
     pane_alive,
+    read_pane,
     socket_from_tmux_env,
 )
 
@@ -154,6 +155,13 @@ async def _tmux(p: TmuxPane, *args: str) -> None:
     await trio.run_process(["tmux", "-L", p.socket_name, *args], capture_stdout=True)
 
 
+async def _wait_shown(p: TmuxPane, text: str) -> None:
+    """Wait until the pane shows ``text`` (keys sent with send-keys arrive asynchronously)."""
+    with trio.fail_after(STEP_TIMEOUT_S):
+        while text not in (await read_pane(p.pane, socket_name=p.socket_name))[1]:  # noqa: ASYNC110 - a screen
+            await trio.sleep(0.02)
+
+
 async def _wait_refused(p: TmuxPane, words: str, kind: str) -> None:
     """The pane's screen refuses a delivery (polling: the stand-in redraws asynchronously)."""
     with trio.fail_after(STEP_TIMEOUT_S):
@@ -173,9 +181,11 @@ async def test_draft_picker_panel_are_never_typed_into(tmux_pane: TmuxPane) -> N
     p = tmux_pane
     await p.wait_record("ready")
     await _tmux(p, "send-keys", "-t", p.pane, "-l", "my draft")
+    await _wait_shown(p, "❯ my draft")
     await _wait_refused(p, "holds a draft: 'my draft'", "draft")
     await _tmux(p, "send-keys", "-t", p.pane, "C-u")
     await _tmux(p, "send-keys", "-t", p.pane, "-l", "/mod")
+    await _wait_shown(p, "/model ")
     await _wait_refused(p, "/ command menu is open", "menu")
     await _tmux(p, "send-keys", "-t", p.pane, "C-u")
     result = await deliver_command_to_pane(p.pane, "model", socket_name=p.socket_name)
