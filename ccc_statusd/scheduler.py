@@ -32,7 +32,7 @@ from typing import Any, NoReturn, Protocol
 import trio
 
 from .protocol import is_safe_id
-from .session.keys import DeliveryRefused, command_line
+from .paste import DeliveryRefused, command_line
 from .store import ScheduleFull, Store
 from .storeworker import StoreWorker
 

@@ -306,6 +306,7 @@ async def spawn_ccc_run(
     delivery_guard: float = 0.3,
     heartbeat: float = 30.0,
     hook_cmd: str | None = None,
+    confirm: float = 3.0,
 ) -> Session:
     """Start ``python -m ccc_statusd.session.pty_host -- standin_tui.py`` on a new pty."""
     term = Terminal()
@@ -328,6 +329,11 @@ async def spawn_ccc_run(
         str(delivery_guard),
         "--heartbeat",
         str(heartbeat),
+        "--confirm",
+        str(confirm),
+        # The stand-in takes keys at once after a redraw (the real 2.1.112 may not: 0.5 s).
+        "--screen-settle",
+        "0.05",
         "--log",
         str(cache_dir / f"run-{iid}.log"),
         "--",

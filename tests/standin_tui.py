@@ -20,6 +20,15 @@ Behaviour:
   clear); ``/exit``: SessionEnd(prompt_input_exit) and exit with ``--exit-code`` (default 0);
   any other ``/name args``: recorded as a command;
 - Ctrl-D on an empty line or EOF on stdin: SessionEnd(other) and exit.
+
+The screen (issue 15): every change redraws the whole screen the way Claude Code 2.1.331 does,
+so the screen classifier (ccc_statusd/screen.py) sees what it would see on the real program:
+the transcript, then the input box (a rule, ``❯ `` + the draft, a rule, one footer line; the
+footer says ``esc to interrupt`` while a SLOW turn works), the ``/`` command menu over the box
+while the draft is a bare ``/word``, and, drawn from the captures in
+tests/data/screens/2.1.331/: the permission dialog (PERM), the ``/model`` picker (``/model``:
+Enter records ``model_set``, Esc records ``picker_closed``, other keys ``picker_input``) and the
+``/status`` panel (``/status``: Esc records ``panel_closed``, other keys ``panel_input``).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import tty
 import uuid
 from typing import Any
 
+SCREENS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "screens", "2.1.331")
 PASTE_START = b"\x1b[200~"
 PASTE_END = b"\x1b[201~"
 READY = "❯ "
@@ -54,6 +64,10 @@ class StandIn:
         self.pending = b""  # undecoded bytes (partial escape sequence or UTF-8 character)
         self.in_paste = False
         self.prompt_id: str | None = None
+        self.transcript: list[str] = []
+        self.footer = "  ⏵⏵ auto mode on (shift+tab to cycle)"
+        self.overlay: list[str] | None = None  # a picker, panel or dialog drawn instead of the box
+        self.overlay_kind = ""
 
     # --- output and records ---------------------------------------------------------------
 
@@ -113,7 +127,36 @@ class StandIn:
         return [rows, cols]
 
     def ready(self) -> None:
-        self.out("\n" + READY)
+        self.overlay = None
+        self.footer = "  ⏵⏵ auto mode on (shift+tab to cycle)"
+        self.draw()
+
+    def say(self, line: str) -> None:
+        """Add a line to the transcript (drawn over the input box)."""
+        self.transcript.extend(line.split("\n"))
+        del self.transcript[:-200]
+
+    def draw(self) -> None:
+        """Redraw the whole screen: transcript, then the input box (or the open overlay)."""
+        size = self.size() or [24, 80]
+        rows, cols = size
+        text = "".join(self.buf)
+        if self.overlay is not None:
+            bottom = list(self.overlay)
+            cursor = (len(bottom), 1)
+        else:
+            draft = text.split("\n")
+            box = ["─" * cols, READY + draft[0], *("  " + d for d in draft[1:]), "─" * cols]
+            menu: list[str] = []
+            if text.startswith("/") and " " not in text and "\n" not in text:
+                menu = [f"    {line}" for line in MENU if line.startswith(text)][:5]
+            bottom = menu + box + [self.footer]
+            cursor = (len(menu) + len(draft), 2 + len(draft[-1]) + (2 if len(draft) > 1 else 0))
+        top = self.transcript[-max(0, rows - len(bottom)) :] if rows > len(bottom) else []
+        lines = (top + bottom)[-rows:]
+        row = len(lines) - len(bottom) + cursor[0] + 1  # 1-based
+        screen = "\x1b[H\x1b[2J" + "\r\n".join(line[:cols] for line in lines)
+        os.write(1, (screen + f"\x1b[{max(1, row)};{cursor[1] + 1}H").encode())
 
     # --- input ----------------------------------------------------------------------------
 
@@ -177,7 +220,7 @@ class StandIn:
             elif b in (0x7F, 0x08):
                 if self.buf:
                     self.buf.pop()
-                    self.out("\b \b")
+                    self.draw()
             elif b in (0x15, 0x03):
                 self.buf.clear()
                 self.ready()
@@ -197,7 +240,7 @@ class StandIn:
     def insert(self, raw: bytes) -> None:
         text = raw.decode("utf-8", "replace")
         self.buf.append(text)
-        self.out(text)
+        self.draw()
 
     # --- behaviour ------------------------------------------------------------------------
 
@@ -207,7 +250,7 @@ class StandIn:
         if not text.strip():
             self.ready()
             return
-        self.out("\n")
+        self.say("❯ " + text)
         if text.startswith("/"):
             self.command(text)
             return
@@ -216,12 +259,15 @@ class StandIn:
         self.hook("UserPromptSubmit", permission_mode="default", prompt=text)
         if text.startswith("SLOW"):
             digits = "".join(c for c in text[4:8] if c.isdigit())
-            self.out("✻ Working…\n")
+            self.footer = "  ⏵⏵ auto mode on (shift+tab to cycle) · esc to interrupt"
+            self.transcript.append("✻ Working…")
+            self.draw()
             time.sleep(float(digits or "1"))
+            self.transcript.pop()
         if text.startswith("PERM"):
             self.permission_dialog()
         reply = f"ECHO: {text}"
-        self.out(f"● {reply}\n")
+        self.say(f"● {reply}")
         self.hook(
             "Stop",
             permission_mode="default",
@@ -243,7 +289,8 @@ class StandIn:
             tool_input=tool_input,
         )
         self.record("dialog_open")
-        self.out("Do you want to proceed?\n❱ 1. Yes\n  2. No (esc)\n")
+        self.overlay = capture("permission_dialog", "─")
+        self.draw()
         while True:
             data = self.read()
             for k in range(len(data)):
@@ -270,14 +317,60 @@ class StandIn:
             self.ready()
         elif name in ("exit", "quit"):
             self.end("prompt_input_exit")
+        elif name == "model":
+            self.open_overlay("picker", capture("model_picker", "▔"))
+        elif name == "status":
+            self.open_overlay("panel", capture("status_panel", "▔"))
         else:
-            self.out(f"(ran /{name})\n")
+            self.say(f"  ⎿  (ran /{name})")
             self.ready()
+
+    def open_overlay(self, kind: str, lines: list[str]) -> None:
+        """A picker or panel owns the keyboard until Esc (or Enter, for the picker)."""
+        self.overlay = lines
+        self.overlay_kind = kind
+        self.record(f"{kind}_open")
+        self.draw()
+        while True:
+            data = self.read()
+            if data.startswith(b"\x1b") and not data.startswith(b"\x1b["):
+                self.record(f"{kind}_closed", rest=data[1:].decode("utf-8", "replace"))
+                self.ready()
+                self.feed(data[1:])
+                return
+            if kind == "picker" and data.startswith(b"\r"):
+                self.record("model_set")
+                self.say("  ⎿  Set model to Default")
+                self.ready()
+                self.feed(data[1:])
+                return
+            self.record(f"{kind}_input", text=data.decode("utf-8", "replace"))
 
     def end(self, reason: str) -> None:
         self.hook("SessionEnd", reason=reason)
         self.record("exit", reason=reason)
         raise SystemExit(self.exit_code)
+
+
+MENU = [
+    "/add-dir                    Add a working directory",
+    "/clear                      Start a new session with empty context",
+    "/compact                    Summarise the conversation",
+    "/config                     Open the settings panel",
+    "/exit                       Exit the REPL",
+    "/model                      Switch model (currently Opus 5.5)",
+    "/status                     Show Claude Code status",
+]
+
+
+def capture(name: str, start: str) -> list[str]:
+    """The bottom of a captured 2.1.331 screen, from the last line starting with ``start``."""
+    with open(os.path.join(SCREENS, f"{name}.txt"), encoding="utf-8") as f:
+        lines = [line.rstrip() for line in f.read().splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    first = max(i for i, line in enumerate(lines) if line.startswith(start))
+    return lines[first:]
 
 
 def main() -> int:

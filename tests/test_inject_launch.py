@@ -37,6 +37,7 @@ SENT = ("typed", "submitted")  # a prompt or command the session client typed
 
 NODE = shutil.which("node")
 STANDIN = REPO / "tests" / "node_standin.js"
+PY_STANDIN = REPO / "tests" / "standin_tui.py"  # no Node: the injection never loads
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 
@@ -98,7 +99,7 @@ async def ccc_run(nursery: trio.Nursery, paths: Paths) -> AsyncIterator[Callable
         record = paths.cache_dir / f"record-{iid}.jsonl"
         cmd = [sys.executable, "-m", "ccc_statusd.session.pty_host", "--cache-dir", str(paths.cache_dir),
                "--internal-id", iid, "--log", str(paths.cache_dir / f"run-{iid}.log"), "--quiet", str(quiet_s),
-               "--typing-grace", "0.3", "--delivery-guard", "0.3", "--inject", "--inject-wait", str(wait_s),
+               "--typing-grace", "0.3", "--delivery-guard", "0.3", "--screen-settle", "0.05", "--inject", "--inject-wait", str(wait_s),
                "--inject-grace", str(grace_s), "--", *[a.replace("{record}", str(record)) for a in child]]  # fmt: skip
         env = {
             k: v
@@ -225,21 +226,51 @@ async def test_injection_registers_and_answers_eval_and_prompts(
     )
     assert "TypeError" in reply["error"], reply
 
+    # The injection forwards the prompt to the pty host, which checks the screen and types it.
     reply = await send(
-        connect, {"type": "prompt", "session_id": "sess-inject-1", "text": "through stdin.push"}
+        connect, {"type": "prompt", "session_id": "sess-inject-1", "text": "through the host"}
     )
-    assert reply.get("error") is None and reply["status"] in SENT, reply
-    await run.wait_record(lambda r: "through stdin.push" in r.get("text", ""))
+    assert reply.get("error") is None and reply["status"] == "submitted", reply
+    assert reply["data"] == {"delivered_via": "pty", "confirmed": True}
+    await run.wait_record(lambda r: "through the host" in r.get("text", ""))
     # The pty host waited, saw the injection, and never registered itself.
     await run.wait_log("standing by")
     assert "registered (connection" not in run.log_text()
     assert holder(daemon, run.iid) == "inject"
 
 
+@needs_node
+async def test_injection_never_types_over_a_draft(
+    daemon: Hub, connect: Any, ccc_run: Any, paths: Paths
+) -> None:
+    """Issue 15: the sender was told "queued", then ~1 s later the injection typed anyway. Now
+    the host's screen check holds it until the user clears the draft, then it arrives once."""
+    run: Run = await ccc_run([NODE, str(STANDIN), "{record}"])
+    await run.wait_record(lambda r: r.get("ready"))
+    await wait_holder(daemon, run.iid, "inject")
+    await associate(paths, run.iid, "sess-draft-1")
+    await run.term.type(b"my draft")
+    await run.wait_record(lambda r: "my draft" in r.get("text", ""))
+    await trio.sleep(0.4)  # past the typing grace: the draft on screen alone must hold it
+    reply = await send(
+        connect, {"type": "prompt", "session_id": "sess-draft-1", "text": "routed prompt"}
+    )
+    assert reply["status"] == "queued", reply
+    assert "draft" in reply["data"]["reason"], reply
+    await trio.sleep(1.5)
+    texts = "".join(r.get("text", "") for r in read_records(run.record))
+    assert "routed prompt" not in texts  # not typed, not merged
+    await run.term.type(b"\x15")  # the user clears the draft
+    await run.wait_record(lambda r: "routed prompt" in r.get("text", ""))
+    await trio.sleep(1.0)
+    texts = "".join(r.get("text", "") for r in read_records(run.record))
+    assert texts.count("routed prompt") == 1 and "my draftrouted" not in texts
+
+
 async def test_child_without_the_injection_gets_the_pty_link_and_prompts_work(
     daemon: Hub, connect: Any, ccc_run: Any, paths: Paths
 ) -> None:
-    run: Run = await ccc_run(["cat"], wait_s=0.5)
+    run: Run = await ccc_run([sys.executable, str(PY_STANDIN), "--record", "{record}"], wait_s=0.5)
     await wait_holder(daemon, run.iid, "pty")
     assert "did not register within 0.5 s" in run.log_text()
     assert b"did not register" not in bytes(run.term.output)  # the log never reaches the terminal

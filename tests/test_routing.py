@@ -196,6 +196,6 @@ def test_no_client_and_no_pane_is_an_error(state: str) -> None:
     ],
 )
 def test_command_line(name: str, args: str | None, line: str) -> None:
-    from ccc_statusd.session.keys import command_line
+    from ccc_statusd.paste import command_line
 
     assert command_line(name, args) == line

@@ -45,7 +45,7 @@ from .session_fakes import (
 
 def test_paste_bytes_normalises_line_breaks_and_strips_markers() -> None:
     assert paste_bytes("a\r\nb\rc\nd") == PASTE_START + b"a\nb\nc\nd" + PASTE_END
-    assert paste_bytes("x\x1b[201~y\x1b[200~") == PASTE_START + b"xy" + PASTE_END
+    assert paste_bytes("x\x1b[201~y\x1b[200~") == PASTE_START + b"x[201~y[200~" + PASTE_END
     assert paste_bytes("héllo") == PASTE_START + "héllo".encode() + PASTE_END
     with pytest.raises(DeliveryRefused):
         paste_bytes(" \r\n ")
@@ -87,9 +87,19 @@ def test_input_tracker_draft() -> None:
     assert t.has_draft
 
 
+READY_SCREEN = (Path(__file__).parent / "data" / "screens" / "2.1.331" / "ready.ansi").read_bytes()
+
+
+def _draw(host: PtyHost, ansi: bytes) -> None:
+    host.screen.feed(b"\x1b[H\x1b[2J" + ansi.rstrip(b"\n").replace(b"\n", b"\r\n"))
+
+
 def test_not_idle_reasons() -> None:
-    host = PtyHost(-1, -1, typing_grace_s=2.0, quiet_s=1.0)
+    host = PtyHost(-1, -1, typing_grace_s=2.0, quiet_s=1.0, winsize=(50, 200))
     host.started_at = 0.0
+    assert "screen is blank" in (host.not_idle_reason(0.5, "idle") or "")
+    _draw(host, READY_SCREEN)
+    host.screen.feed(b"\x1b[48;3H")  # the cursor in the box, as captured
     assert host.not_idle_reason(0.5) is not None  # just started, state unknown
     assert host.not_idle_reason(0.5, "idle") is None
     assert host.not_idle_reason(1.5) is None
@@ -104,6 +114,11 @@ def test_not_idle_reasons() -> None:
     host.last_delivery = 30.0
     assert "another message" in (host.not_idle_reason(30.5, "idle") or "")
     assert host.not_idle_reason(31.5, "idle") is None
+    # the daemon's "idle" never skips the screen check
+    picker = Path(__file__).parent / "data" / "screens"
+    _draw(host, (picker / "2.1.331" / "model_picker.ansi").read_bytes())
+    assert "/model picker is open" in (host.not_idle_reason(40.0, "idle") or "")
+    assert not host.input_idle(40.0)
 
 
 def test_exit_code() -> None:
@@ -169,7 +184,8 @@ async def test_prompts_and_commands_are_delivered_once(run_session: Any) -> None
 
     reply = await s.route({"type": "prompt", "text": "hello world", "data": {"state": "idle"}})
     assert reply.get("error") is None, reply
-    assert reply["data"] == {"delivered_via": "pty"}
+    assert reply["status"] == "submitted"
+    assert reply["data"] == {"delivered_via": "pty", "confirmed": True}
     await s.wait_record(lambda r: r["event"] == "stop" and r["prompt"] == "hello world")
 
     # multi-line (with CRLF and a bare CR) and a long text: one prompt each, intact
@@ -364,3 +380,84 @@ async def test_window_size_follows(run_session: Any) -> None:
     s.proc.send_signal(signal.SIGWINCH)
     row = await s.wait_record(lambda r: r["event"] == "resize")
     assert row["size"] == [50, 160]
+
+
+# --- the screen check (issue 15), on the stand-in's screens drawn from real captures ---------
+
+
+async def _declined_for(s: Session, text: str, words: str, screen: str) -> None:
+    reply = await s.route({"type": "prompt", "text": text, "data": {"state": "idle"}})
+    assert reply["status"] == "not_idle", reply
+    assert words in reply["error"] and reply["data"] == {"reason": "screen", "screen": screen}
+
+
+async def test_model_picker_is_never_typed_into(run_session: Any) -> None:
+    s: Session = await run_session(typing_grace=0.1)
+    await s.term.type(b"/model")
+    await trio.sleep(0.2)
+    # a bare /word in the box: the user's draft (the / command menu is open over it)
+    reply = await s.route({"type": "prompt", "text": "not now", "data": {"state": "idle"}})
+    assert reply["status"] == "not_idle" and reply["data"]["reason"] == "draft", reply
+    await s.term.type(b"\r")
+    await s.wait_record(lambda r: r["event"] == "picker_open")
+    await trio.sleep(0.2)
+    # the daemon says "idle" (no hook fires for a picker): the screen says no
+    await _declined_for(s, "not into the picker", "/model picker is open", "picker")
+    assert not s.records("picker_input") and not s.records("model_set")
+    beats = len([m for m in s.daemon.received if m["type"] == "heartbeat"])
+    await s.term.type(b"\x1b")  # the user closes the picker
+    await s.wait_record(lambda r: r["event"] == "picker_closed")
+    # the host says at once that it is free again (the daemon retries its outbox)
+    with trio.fail_after(STEP_TIMEOUT_S):
+        while len([m for m in s.daemon.received if m["type"] == "heartbeat"]) <= beats:
+            await s.daemon.changed.wait()
+    assert s.daemon.received[-1]["data"]["screen"] == "ready"
+    reply = await s.route({"type": "prompt", "text": "after the picker", "data": {"state": "idle"}})
+    assert reply["status"] == "submitted", reply
+    await s.wait_record(lambda r: r["event"] == "stop" and r["prompt"] == "after the picker")
+    assert not s.records("model_set")
+
+
+async def test_status_panel_and_dialog_are_never_typed_into(run_session: Any) -> None:
+    s: Session = await run_session(typing_grace=0.1)
+    reply = await s.route({"type": "command", "name": "status", "data": {"state": "idle"}})
+    assert reply["status"] == "submitted", reply  # the panel opened: the command ran
+    await s.wait_record(lambda r: r["event"] == "panel_open")
+    await trio.sleep(0.4)  # past the guard after our own delivery
+    await _declined_for(s, "not into the panel", "settings panel", "panel")
+    await s.term.type(b"\x1b")
+    await s.wait_record(lambda r: r["event"] == "panel_closed")
+    await trio.sleep(1.1)  # past the guard after our own delivery
+    await s.term.type(b"PERM please\r")
+    await s.wait_record(lambda r: r["event"] == "dialog_open")
+    await trio.sleep(0.2)
+    await _declined_for(s, "not into the dialog", "permission dialog", "dialog")
+    assert not s.records("panel_input") and not s.records("dialog_input")
+    assert not s.records("approved")
+
+
+async def test_busy_turn_waits_and_unconfirmed_typing_says_typed(run_session: Any) -> None:
+    s: Session = await run_session(typing_grace=0.1)
+    await s.term.type(b"SLOW2 work\r")
+    await s.wait_record(lambda r: r["event"] == "submit")
+    await trio.sleep(0.3)
+    await _declined_for(s, "while busy", "working on a turn", "busy")
+    await s.wait_record(lambda r: r["event"] == "stop")
+
+
+async def test_typed_but_not_confirmed(run_session: Any) -> None:
+    """A screen that does not change after the Enter (keys lost): "typed", with what was seen."""
+    s: Session = await run_session(typing_grace=0.1, confirm=0.5)
+    # Freeze the stand-in (SIGSTOP): it reads nothing and draws nothing.
+    pid = s.records("ready")[0]["pid"]
+    await trio.sleep(0.3)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        reply = await s.route(
+            {"type": "prompt", "text": "into the void", "data": {"state": "idle"}}
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert reply["status"] == "typed", reply
+    assert reply["data"]["confirmed"] is False
+    assert "did not change" in reply["data"]["seen"]

@@ -36,7 +36,7 @@ from typing import Any
 
 import trio
 
-from . import coldstart, index, load
+from . import coldstart, index, load, screencheck
 from . import top as top_bench
 
 STARTUP_DEADLINE_S = 10.0  # a target that does not accept within this is reported, not awaited
@@ -313,6 +313,8 @@ async def bench(size: Size, root: Path) -> Run:
     await _index(run)
     await _remote(run)
     await _top(run)
+    for row in screencheck.screen_rows(size.name == "quick"):  # issue 15: the screen check
+        run.add(Row(**row))
     return run
 
 

@@ -40,7 +40,7 @@ from ..scheduler import (
     Outcome,
     Scheduler,
 )
-from ..session.keys import DeliveryRefused, command_line
+from ..paste import DeliveryRefused, command_line
 from ..sessions import UNKNOWN, DeliveryRecord, SessionInfo
 from ..store import ScheduleFull
 from .clients import ClientDeclined, SessionClients
@@ -152,8 +152,6 @@ class Delivery:
                 data={"id": row["id"], "reason": str(exc)},
             )
         data = result.get("data")
-        if status == TYPED and isinstance(result.get("seen"), str):
-            data = {**(data if isinstance(data, dict) else {}), "seen": result["seen"]}
         return protocol.response(
             request_id=msg.request_id, session_id=sid, status=status, data=data
         )
@@ -344,18 +342,27 @@ class Delivery:
     async def _deliver_tmux(
         self, pane: str, socket: str | None, sid: str, body: Body
     ) -> dict[str, Any]:
-        from ..tmux_delivery import TmuxDeliveryError, deliver_command_to_pane, deliver_to_pane
+        """Type into an adopted session's pane: the pane is read first (nothing is typed into
+        anything but the empty input box) and again after the Enter (submitted or typed)."""
+        from ..tmux_delivery import (
+            PaneNotReady,
+            TmuxDeliveryError,
+            deliver_command_to_pane,
+            deliver_to_pane,
+        )
 
         delay = self.config.tmux_enter_delay_s
         try:
             if body.kind == "command":
-                await deliver_command_to_pane(
+                seen = await deliver_command_to_pane(
                     pane, body.name or "", body.text, enter_delay_s=delay, socket_name=socket
                 )
             else:
-                await deliver_to_pane(
+                seen = await deliver_to_pane(
                     pane, body.text or "", enter_delay_s=delay, socket_name=socket
                 )
+        except PaneNotReady as exc:
+            raise NotNowError(exc.reason, retry_s=exc.retry_s) from None
         except DeliveryRefused as exc:
             raise RoutingError(f"cannot type this into session {sid}: {exc}") from None
         except TmuxDeliveryError as exc:
@@ -363,7 +370,16 @@ class Delivery:
                 f"could not type into session {sid}'s tmux pane {pane}: {exc}; "
                 "attach the session with: ccc run -- claude"
             ) from None
-        return {"data": {"delivered_via": "tmux", "pane": pane}}
+        seen = seen if isinstance(seen, dict) else {}
+        status = seen.get("status")
+        data: dict[str, Any] = {
+            "delivered_via": "tmux",
+            "pane": pane,
+            "confirmed": status == SUBMITTED,
+        }
+        if seen.get("seen"):
+            data["seen"] = seen["seen"]
+        return {"status": status, "data": data}
 
     def _waiting_on(self, info: SessionInfo, reason: str | None) -> None:
         """Why the session's outbox waits (shown by ``ccc sessions``: "draft")."""

@@ -12,6 +12,8 @@
  *   CCC_INJECT_TARGET   optional: activate only when process.argv[1] ends with this string;
  *                       default: argv[1] is a `cli.js` file or Bun's `/$bunfs/root/cli`
  *   CCC_INJECT_DEBUG    optional: append a debug log to this file (never the terminal)
+ *   CCC_HOST_SOCK       the `ccc run --inject` pty host's delivery socket (prompts and
+ *                       commands are forwarded there; without it they are refused)
  *   CCC_INJECT_HEARTBEAT_MS, CCC_INJECT_RECONNECT_MAX_MS: intervals, for tests
  *
  * Theory of operation:
@@ -20,23 +22,22 @@
  *   (argv guard), and once active we delete our activation variables from process.env and strip
  *   ourselves from NODE_OPTIONS / BUN_OPTIONS, so children never even load us.
  *   CCC_INTERNAL_ID stays: hooks need it to associate the session with this client.
- * - Input reaches Ink's TUI only through `process.stdin.push(buf)` (an emitted 'data' event is
- *   ignored: Ink reads with a 'readable' listener on a paused stream). Enter is pushed as a
- *   separate chunk ENTER_DELAY_MS later, or the TUI takes it as part of a paste. Deliveries are
- *   serialised so two prompts never interleave.
- * - We cannot see hooks, so the daemon decides "only when idle"; the one thing we see that it
- *   cannot is the user typing: real input also goes through stdin.push(), which we wrap to note
- *   the time. If the user typed in the last USER_INPUT_QUIET_MS we decline with status
- *   "not_idle" (the daemon queues the message). On Bun, real input might not pass through the
- *   JS push(); then this check never fires and the daemon's hook-based state is all there is.
+ * - Prompts and slash commands are NOT typed from in here (issue 15). We cannot see the screen,
+ *   so a message pushed into stdin could land in a picker, a panel, a dialog or on top of the
+ *   user's draft. Instead each one is forwarded, as one JSON line, to the pty host that started
+ *   us (`ccc run --inject`, socket in CCC_HOST_SOCK): it keeps a model of the screen, types
+ *   only into Claude Code's empty input box, confirms the submission, and its answer
+ *   (`submitted`, `typed` + what it saw, or `not_idle` + the reason: the daemon queues it) is
+ *   relayed to the daemon as is. Without a host, or when it cannot be reached, the message is
+ *   refused with an error: nothing is ever typed without the screen check. Forwarded
+ *   deliveries are serialised so two prompts never interleave.
  * - Every callback is wrapped: nothing we do may throw into the host process. Our socket and
  *   timers are unref()'d, so we never keep Claude alive after it wants to exit.
  */
 'use strict';
 
 (function cccInject() {
-  var ENTER_DELAY_MS = 60; // measured: >= 30 ms separates Enter from the text; 50+ is safe
-  var USER_INPUT_QUIET_MS = 1000;
+  var HOST_TIMEOUT_MS = 9000; // the host's screen check + confirmation take ~3 s at most
   var MAX_LINE_BYTES = 1024 * 1024; // the daemon's line limit (protocol.MAX_LINE_BYTES)
   var MAX_RESULT_CHARS = 512 * 1024; // an eval result must fit in one reply line
   var RECONNECT_MIN_MS = 200;
@@ -47,6 +48,7 @@
   }
 
   var debugPath = process.env.CCC_INJECT_DEBUG || '';
+  var hostSockValue = '';
   function debug(msg) {
     if (!debugPath) return;
     try {
@@ -90,6 +92,9 @@
       return;
     }
     delete process.env.CCC_SOCKET;
+    // Read in startClient before this; children (hooks, tools) must not find the host socket.
+    hostSockValue = process.env.CCC_HOST_SOCK || '';
+    delete process.env.CCC_HOST_SOCK;
     delete process.env.CCC_INJECT_TARGET;
     stripOption('NODE_OPTIONS', __filename);
     stripOption('BUN_OPTIONS', __filename);
@@ -107,44 +112,12 @@
     var heartbeatTimer = null;
     var reconnectTimer = null;
     var seq = 0;
-    var lastUserInputAt = 0;
-    var injecting = false;
-    var stdinPatched = false;
+    var hostSock = hostSockValue;
     var deliveryChain = Promise.resolve();
 
     function nextId(prefix) {
       seq += 1;
       return 'inject-' + prefix + '-' + process.pid + '-' + seq;
-    }
-
-    // Note real keystrokes. Real input is pushed into stdin by the stream machinery; ours is
-    // pushed with `injecting` set. Patched lazily, once connected: by then Claude owns stdin.
-    function patchStdin() {
-      if (stdinPatched) return;
-      stdinPatched = true;
-      try {
-        var stdin = process.stdin;
-        var originalPush = stdin.push;
-        stdin.push = function (chunk) {
-          try {
-            if (!injecting && chunk !== null && chunk !== undefined) lastUserInputAt = Date.now();
-          } catch (e) {
-            /* never break input */
-          }
-          return originalPush.apply(this, arguments);
-        };
-      } catch (e) {
-        debug('cannot watch stdin: ' + e);
-      }
-    }
-
-    function pushInput(data) {
-      injecting = true;
-      try {
-        process.stdin.push(Buffer.from(data, 'utf8'));
-      } finally {
-        injecting = false;
-      }
     }
 
     function send(obj) {
@@ -198,7 +171,6 @@
       s.setEncoding('utf8');
       s.on('connect', function () {
         try {
-          patchStdin();
           debug('connected');
           send(baseFields('register'));
         } catch (e) {
@@ -273,52 +245,123 @@
       });
     }
 
-    function sleep(ms) {
-      return new Promise(function (resolve) {
-        var t = setTimeout(resolve, ms);
-        if (t.unref) t.unref();
+    // After a decline the daemon queues the message and retries on a heartbeat that says the
+    // input is free. The host knows when that is; we hold the daemon link: ask the host to tell
+    // us (one waiting connection at most), then heartbeat with input_idle.
+    var waitingReady = false;
+    function waitReady() {
+      if (waitingReady || !hostSock) return;
+      waitingReady = true;
+      var c;
+      try {
+        c = require('net').createConnection({ path: hostSock });
+      } catch (e) {
+        waitingReady = false;
+        return;
+      }
+      if (c.unref) c.unref();
+      c.setEncoding('utf8');
+      var got = '';
+      c.on('connect', function () {
+        c.write(JSON.stringify({ type: 'wait_ready' }) + '\n');
+      });
+      c.on('data', function (chunk) {
+        got += chunk;
+        if (got.indexOf('\n') >= 0) {
+          c.end();
+          try {
+            var beat = baseFields('heartbeat');
+            beat.data.input_idle = true;
+            send(beat);
+          } catch (e) {
+            debug('ready heartbeat: ' + e);
+          }
+        }
+      });
+      c.on('error', function (e) {
+        debug('wait_ready: ' + (e && e.code ? e.code : e));
+      });
+      c.on('close', function () {
+        waitingReady = false;
       });
     }
 
-    function inputText(msg) {
-      if (msg.type === 'prompt') {
-        if (typeof msg.text !== 'string' || !msg.text) return { error: 'prompt has no text; send {"type":"prompt","text":"…"}' };
-        // A raw CR inside the text would submit early; inside a bracketed paste a newline is a newline.
-        // Paste markers inside the text would end the paste early and type the rest as keys.
-        var text = msg.text.replace(/\r\n?/g, '\n').replace(/\u001b\[20[01]~/g, '');
-        return { data: '\u001b[200~' + text + '\u001b[201~' };
-      }
-      var name = typeof msg.name === 'string' ? msg.name.replace(/^\//, '') : '';
-      if (!name || /\s/.test(name)) return { error: 'command name must be one word like "clear"; got ' + JSON.stringify(msg.name) };
-      var args = typeof msg.text === 'string' && msg.text ? ' ' + msg.text.replace(/[\r\n]+/g, ' ') : '';
-      return { data: '/' + name + args };
-    }
-
+    // Hand a prompt/command to the pty host and relay its answer; resolves when answered.
     function deliver(msg) {
-      try {
-        var input = inputText(msg);
-        if (input.error) {
-          reply(msg, { error: input.error });
-          return undefined;
-        }
-        if (Date.now() - lastUserInputAt < USER_INPUT_QUIET_MS) {
-          // Same shape as the pty client's refusal: the daemon queues the message on it.
-          reply(msg, { status: 'not_idle', error: 'the user typed into this session in the last second' });
-          return undefined;
-        }
-        pushInput(input.data);
-        return sleep(ENTER_DELAY_MS).then(function () {
+      return new Promise(function (resolve) {
+        var done = false;
+        function finish(fields) {
+          if (done) return;
+          done = true;
           try {
-            pushInput('\r');
-            reply(msg, { status: 'delivered', data: { delivered: true } });
+            reply(msg, fields);
           } catch (e) {
-            reply(msg, { error: 'delivery failed: ' + describeError(e) });
+            debug('reply failed: ' + e);
           }
+          resolve();
+        }
+        if (!hostSock) {
+          finish({ error: 'this in-process client was loaded without its `ccc run --inject` host, which checks the screen before typing; nothing was typed (start claude with `ccc run --inject`)' });
+          return;
+        }
+        var buffer = '';
+        var c;
+        try {
+          c = require('net').createConnection({ path: hostSock });
+        } catch (e) {
+          finish({ error: 'cannot reach the `ccc run` host to check the screen (' + describeError(e) + '); nothing was typed' });
+          return;
+        }
+        var timer = setTimeout(function () {
+          finish({ error: 'the `ccc run` host did not answer within ' + HOST_TIMEOUT_MS + ' ms; the message may still arrive: check the session' });
+          c.destroy();
+        }, HOST_TIMEOUT_MS);
+        if (timer.unref) timer.unref();
+        if (c.unref) c.unref();
+        c.setEncoding('utf8');
+        c.on('connect', function () {
+          var out = { type: msg.type, request_id: msg.request_id, data: msg.data };
+          if (msg.type === 'prompt') out.text = msg.text;
+          else {
+            out.name = msg.name;
+            if (msg.text) out.text = msg.text;
+          }
+          c.write(JSON.stringify(out) + '\n');
         });
-      } catch (e) {
-        reply(msg, { error: 'delivery failed: ' + describeError(e) });
-        return undefined;
-      }
+        c.on('data', function (chunk) {
+          buffer += chunk;
+          var nl = buffer.indexOf('\n');
+          if (nl < 0) {
+            if (buffer.length > MAX_LINE_BYTES) {
+              finish({ error: 'the `ccc run` host sent an over-long answer; check the session' });
+              c.destroy();
+            }
+            return;
+          }
+          clearTimeout(timer);
+          var answer;
+          try {
+            answer = JSON.parse(buffer.slice(0, nl));
+          } catch (e) {
+            answer = { error: 'the `ccc run` host sent a bad answer; check the session' };
+          }
+          var fields = {};
+          ['status', 'error', 'data'].forEach(function (k) {
+            if (answer && answer[k] !== undefined) fields[k] = answer[k];
+          });
+          finish(fields);
+          c.end();
+          if (fields.status === 'not_idle') waitReady();
+        });
+        c.on('error', function (e) {
+          clearTimeout(timer);
+          finish({ error: 'cannot reach the `ccc run` host to check the screen (' + (e && e.code ? e.code : e) + '); nothing was typed' });
+        });
+        c.on('close', function () {
+          clearTimeout(timer);
+          finish({ error: 'the `ccc run` host closed the connection without an answer; the message may still arrive: check the session' });
+        });
+      });
     }
 
     function describeError(e) {

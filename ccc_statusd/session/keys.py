@@ -3,7 +3,7 @@ byte sequences that deliver a prompt or a slash command into a terminal applicat
 
 No I/O and no trio here: the pty host feeds the user's raw input bytes to :class:`InputTracker`
 (with a timestamp from whatever clock it uses) and asks it whether typing now would clobber
-the human; :func:`paste_bytes` / :func:`command_bytes` build what gets written.
+the human; what gets written is built by :mod:`ccc_statusd.paste` (re-exported here).
 
 Theory of operation (draft tracking): Claude Code's input box holds what the user typed since
 they last submitted. We cannot read the box, but every byte the user types passes through us,
@@ -15,11 +15,28 @@ The estimate errs towards "there is a draft", which only delays a delivery, neve
 
 from __future__ import annotations
 
-import re
+from ..paste import (
+    ENTER,
+    PASTE_END,
+    PASTE_START,
+    DeliveryRefused,
+    clean_paste_text,
+    command_keys,
+    command_line,
+    prompt_keys,
+)
 
-PASTE_START = b"\x1b[200~"
-PASTE_END = b"\x1b[201~"
-ENTER = b"\r"
+__all__ = [
+    "ENTER",
+    "PASTE_END",
+    "PASTE_START",
+    "DeliveryRefused",
+    "InputTracker",
+    "command_bytes",
+    "command_line",
+    "paste_bytes",
+    "paste_text",
+]
 
 _ESC = 0x1B
 _CTRL_C = 0x03
@@ -28,53 +45,20 @@ _BACKSPACES = (0x7F, 0x08)
 _CR = 0x0D
 _LF = 0x0A
 
-# The paste markers must never appear inside pasted text: an embedded end marker would end
-# the paste early and turn the rest of the text into live keystrokes.
-_PASTE_MARKERS_RE = re.compile(r"\x1b\[20[01]~")
-# In a slash command's arguments every control character (newline, Escape, ...) would act as
-# a key, so they become spaces.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_COMMAND_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_:.\-]*$")
-
-
-class DeliveryRefused(ValueError):
-    """The text cannot be typed as given (empty prompt, bad command name); the message says why."""
-
 
 def paste_text(text: str) -> str:
-    """The prompt as it goes inside one bracketed paste: CR and CRLF become LF (a raw CR would
-    submit early; measured on the real Claude Code) and paste markers are removed."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _PASTE_MARKERS_RE.sub("", text)
+    """The prompt as it goes inside one bracketed paste (see :mod:`ccc_statusd.paste`)."""
+    return clean_paste_text(text)
 
 
 def paste_bytes(text: str) -> bytes:
     """``ESC[200~ TEXT ESC[201~``; the Enter that submits it is a separate, later write."""
-    body = paste_text(text)
-    if not body.strip():
-        raise DeliveryRefused("the prompt text is empty; nothing was typed (send some text)")
-    return PASTE_START + body.encode("utf-8") + PASTE_END
-
-
-def command_line(name: str, args: str | None = None) -> str:
-    """``/NAME ARGS`` as typed; a leading ``/`` on the name is optional."""
-    name = name.strip().lstrip("/")
-    if not _COMMAND_NAME_RE.fullmatch(name):
-        raise DeliveryRefused(
-            f"{name[:40]!r} is not a slash-command name; use letters, digits, '-', '_', ':' "
-            "or '.', e.g. \"clear\""
-        )
-    line = "/" + name
-    if args:
-        args = _CONTROL_RE.sub(" ", args).strip()
-        if args:
-            line += " " + args
-    return line
+    return prompt_keys(text).body
 
 
 def command_bytes(name: str, args: str | None = None) -> bytes:
     """The slash command typed as plain keys (not pasted, so Claude Code's command menu sees it)."""
-    return command_line(name, args).encode("utf-8")
+    return command_keys(name, args).body
 
 
 class InputTracker:

@@ -17,12 +17,22 @@ then Enter as a *separate* write ``enter_delay_s`` later (an Enter in the same b
 part of the paste). A delivery holds the pty write lock, so the user's own keystrokes never
 interleave with it; they wait the few milliseconds and follow it.
 
-Never clobber the human: a routed message is declined (``status: "not_idle"``, and
-``data.reason`` one of ``draft``, ``typing``, ``just_delivered``, ``not_quiet``) when the user
-has a draft, typed in the last ``typing_grace_s``, another message was typed in the last
-``delivery_guard_s``, or — unless the daemon's routed message says ``data.state == "idle"`` —
-the terminal was active in the last ``quiet_s``. The daemon then queues it; once our own rules
-pass again we send a heartbeat at once (``data.input_idle: true``) so the daemon can retry.
+Never clobber the human: a routed message is declined (``status: "not_idle"``, ``error`` = the
+reason, ``data.reason`` one of ``draft``, ``typing``, ``just_delivered``, ``not_quiet``,
+``screen``) when the user has a draft, typed in the last ``typing_grace_s``, another message was
+typed in the last ``delivery_guard_s``, or — unless the daemon's routed message says
+``data.state == "idle"`` — the terminal was active in the last ``quiet_s``; and, whatever the
+daemon says (any local client can fake a Stop hook), when the screen is not Claude Code's empty
+main input box with nothing open (issue 15). The screen is a pyte model fed with every byte the
+child writes (:mod:`.screen_model`), classified by :mod:`ccc_statusd.screen`; ``data.screen``
+names what was seen. The daemon then queues the message; once our own rules and the screen pass
+again we send a heartbeat at once (``data.input_idle: true``) so the daemon can retry.
+
+After typing, the screen is watched for ``confirm_s``: ``status: "submitted"`` when it shows the
+text left the input box (box empty or a turn started, or a command's picker/panel), else
+``status: "typed"`` with ``data.seen`` (what it showed), and the daemon waits for the
+UserPromptSubmit hook. What is typed comes from :mod:`ccc_statusd.paste` (one bracketed paste
+that cannot be broken out of, Enter separately).
 
 Session id: ``run-<internal_id>.session`` in the cache dir is created empty before the child
 starts; ``ccc hook`` writes the id there on every SessionStart, and every register/heartbeat
@@ -30,6 +40,10 @@ carries it, so a restarted daemon learns the mapping back (even after /clear). R
 
 ``inject=True`` (``ccc run --inject``): the child also loads the in-process client
 (inject.cjs), and our link registers only while that client is absent; see :mod:`.inject_launch`.
+The injection never types: it forwards each prompt/command to our private socket
+(``run-<internal_id>.host.sock``, passed as ``CCC_HOST_SOCK``; :meth:`PtyHost.serve_host_socket`)
+so it gets the same screen check, and asks us (``wait_ready``) when a declined message may be
+tried again.
 """
 
 from __future__ import annotations
@@ -55,8 +69,10 @@ from typing import Any, NoReturn
 import trio
 
 from ..hookcmd import read_session_file, session_file
+from ..paste import DeliveryRefused, Keys, message_keys
 from ..paths import Paths
 from ..protocol import is_safe_id
+from ..screen import BUSY, DIALOG, PANEL, PICKER, READY, ScreenState
 from .inject_launch import (
     INJECT_GRACE_S,
     INJECT_WAIT_S,
@@ -64,8 +80,9 @@ from .inject_launch import (
     inject_env,
     node_script_target,
 )
-from .keys import ENTER, DeliveryRefused, InputTracker, command_bytes, paste_bytes
-from .link import HEARTBEAT_INTERVAL_S, SessionLink
+from .keys import InputTracker
+from .link import DELIVERED_MEMORY, HEARTBEAT_INTERVAL_S, STABLE_ID_PREFIX, SessionLink
+from .screen_model import ScreenModel
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +94,21 @@ QUIET_S = 1.0  # with no hook seen yet, the terminal must have been this quiet t
 # from the UserPromptSubmit hook (fired at once on submit), not from us.
 DELIVERY_GUARD_S = 1.0
 READY_POLL_S = 0.1  # after a decline, how often to check whether the session became free
+# The screen must also have been still this long (whatever the hooks say): measured on 2.1.112,
+# keys typed right after a redraw (the /model picker closing) can be lost.
+SCREEN_SETTLE_S = 0.5
+CONFIRM_S = 3.0  # after the Enter, how long the screen may take to show the submission
+CONFIRM_POLL_S = 0.05
+# After the Enter, a screen in one of these states (and different from before the typing) shows
+# the text left the input box: a turn started, or a command opened its picker/panel/dialog.
+_SUBMITTED_KINDS = (READY, BUSY, PICKER, PANEL, DIALOG)
 DRAIN_AFTER_EXIT_S = 0.5  # output still in the pty when the child exits is shown, for this long
 READ_CHUNK_BYTES = 65536
 DEFAULT_WINSIZE = (24, 80)  # rows, cols when no terminal tells us
+HOST_READ_TIMEOUT_S = 5.0  # the injection sends its one line at once; a silent peer is dropped
+HOST_MAX_LINE_BYTES = 1024 * 1024  # the daemon's own line limit
+HOST_MAX_CONNECTIONS = 8  # the injection forwards one message at a time
+HOST_WAIT_READY_S = 600.0  # a "wait_ready" is answered by then anyway (the injection asks again)
 
 EVAL_ERROR = (
     "this session client (a pseudo-terminal wrapper) cannot evaluate code; "
@@ -148,6 +177,9 @@ class PtyHost:
         quiet_s: float = QUIET_S,
         delivery_guard_s: float = DELIVERY_GUARD_S,
         on_ready: Callable[[], None] | None = None,
+        winsize: tuple[int, int] = DEFAULT_WINSIZE,
+        confirm_s: float = CONFIRM_S,
+        screen_settle_s: float = SCREEN_SETTLE_S,
     ) -> None:
         self.master_fd = master_fd
         self.child_pid = child_pid
@@ -157,11 +189,18 @@ class PtyHost:
         self.typing_grace_s = typing_grace_s
         self.quiet_s = quiet_s
         self.delivery_guard_s = delivery_guard_s
+        self.confirm_s = confirm_s
+        self.screen_settle_s = screen_settle_s
+        # What the child shows, from every byte it writes (see screen_model).
+        self.screen = ScreenModel(*winsize)
         # Called when a session that declined a message becomes free again (the link sends a
         # heartbeat at once, so the daemon can retry its outbox without waiting for a hook).
         self.on_ready = on_ready
         self._declined = trio.Event()
         self._declined_state: str | None = None
+        # Set (and replaced) each time a session that declined becomes free again: the
+        # injection's "wait_ready" requests wait on it (see serve_host_socket).
+        self.became_ready = trio.Event()
         self.tracker = InputTracker()
         self.last_output: float | None = None
         self.last_delivery: float | None = None
@@ -177,21 +216,31 @@ class PtyHost:
     # --- delivery -------------------------------------------------------------------------
 
     async def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """The link's handler: type a prompt or command if the session is free, else say why not."""
+        """The link's handler: type a prompt or command if the session is free, else say why not.
+
+        Answers (the ``response`` fields): ``status: "not_idle"`` + ``error`` (the reason) +
+        ``data.reason`` when nothing was typed (the daemon queues it); ``status: "submitted"``
+        when the screen showed the text leave the input box after the Enter; ``status:
+        "typed"`` + ``data.seen`` when it was typed but the screen did not confirm it within
+        ``confirm_s`` (the daemon then waits for UserPromptSubmit); ``error`` alone for a
+        message that can never be typed.
+        """
         kind = msg.get("type")
         if kind == "eval":
             return {"error": EVAL_ERROR}
+        if kind not in ("prompt", "command"):
+            return {"error": f"this session client cannot handle {str(kind)[:40]!r} messages"}
         try:
-            if kind == "prompt":
-                payload = paste_bytes(str(msg.get("text") or ""))
-            elif kind == "command":
-                payload = command_bytes(str(msg.get("name") or ""), msg.get("text") or None)
-            else:
-                return {"error": f"this session client cannot handle {str(kind)[:40]!r} messages"}
+            keys = message_keys(msg)
         except DeliveryRefused as exc:
             return {"error": str(exc)}
         data = msg.get("data")
         state = data.get("state") if isinstance(data, dict) else None
+        # A screen that is right but still moving (a redraw just now): wait for it briefly
+        # rather than decline (bounded; the real check is made again under the lock).
+        with trio.move_on_after(2 * self.screen_settle_s + READY_POLL_S):
+            while (found := self.not_idle(trio.current_time(), state)) and found[0] == "settling":  # noqa: ASYNC110 - the passing of time
+                await trio.sleep(self.screen_settle_s / 5 or READY_POLL_S)
         async with self.write_lock:
             if self.exited:
                 return {
@@ -204,15 +253,43 @@ class PtyHost:
                 log.info("declined %s %s: %s", kind, msg.get("request_id"), reason)
                 self._declined_state = state
                 self._declined.set()
-                return {"error": reason, "status": "not_idle", "data": {"reason": code}}
-            await self._write_master(payload)
+                out: dict[str, Any] = {"reason": code}
+                if code == "screen":
+                    out["screen"] = self.screen.classify().kind
+                return {"error": reason, "status": "not_idle", "data": out}
+            before = self.screen.text()
+            await self._write_master(keys.body)
             # Enter must be its own write, later: in the same burst it is taken as pasted text.
             await trio.sleep(self.enter_delay_s)
-            await self._write_master(ENTER)
+            await self._write_master(keys.enter)
             self.last_delivery = trio.current_time()
             self.delivered += 1
-        log.info("delivered %s %s (%d bytes)", kind, msg.get("request_id"), len(payload))
-        return {"data": {"delivered_via": "pty"}}
+        log.info("typed %s %s (%d bytes)", kind, msg.get("request_id"), len(keys.body))
+        seen = await self.confirm(keys, before)
+        if seen is None:
+            log.info("submitted %s %s", kind, msg.get("request_id"))
+            return {"status": "submitted", "data": {"delivered_via": "pty", "confirmed": True}}
+        log.info("typed %s %s, not confirmed: %s", kind, msg.get("request_id"), seen)
+        return {
+            "status": "typed",
+            "data": {"delivered_via": "pty", "confirmed": False, "seen": seen},
+        }
+
+    async def confirm(self, keys: Keys, before: str) -> str | None:
+        """Wait up to ``confirm_s`` for the screen to show the typed text left the input box
+        (None), else return what the screen showed."""
+        state: ScreenState = self.screen.classify()
+        with trio.move_on_after(self.confirm_s):
+            while True:
+                if self.exited:
+                    return None  # e.g. /exit: the program took the command and ended
+                state = self.screen.classify()
+                if state.kind in _SUBMITTED_KINDS and self.screen.text() != before:
+                    return None
+                await trio.sleep(CONFIRM_POLL_S)
+        if self.screen.text() == before:
+            return f"the screen did not change after typing ({state.describe()})"
+        return state.describe()
 
     def not_idle_reason(self, now: float, state: str | None = None) -> str | None:
         """Why typing into the session now could clobber the human (None: it is safe).
@@ -225,7 +302,9 @@ class PtyHost:
 
     def not_idle(self, now: float, state: str | None = None) -> tuple[str, str] | None:
         """``(code, sentence)`` for :meth:`not_idle_reason`; codes: ``draft``, ``typing``,
-        ``just_delivered``, ``not_quiet``."""
+        ``just_delivered``, ``not_quiet``, ``screen`` (the screen is not Claude Code's empty
+        input box; checked whatever ``state`` says: any local client can fake a Stop hook),
+        ``settling`` (the right screen, but it changed less than ``screen_settle_s`` ago)."""
         if self.tracker.has_draft:
             return "draft", (
                 "the user has an unsent draft in this session's input box, so nothing was typed; "
@@ -253,6 +332,14 @@ class PtyHost:
                     f"{self.quiet_s:g} s ago, so nothing was typed; the message waits until the "
                     "session is idle"
                 )
+        screen = self.screen.classify()
+        if not screen.ready:
+            return "screen", f"{screen.reason}; nothing was typed, the message waits"
+        if self.last_output is not None and now - self.last_output < self.screen_settle_s:
+            return "settling", (
+                f"the screen changed less than {self.screen_settle_s:g} s ago, so nothing was "
+                "typed; the message waits until it is still"
+            )
         return None
 
     def input_idle(self, now: float) -> bool:
@@ -269,8 +356,91 @@ class PtyHost:
             # time, not an event.
             while self.not_idle_reason(trio.current_time(), self._declined_state) is not None:  # noqa: ASYNC110
                 await trio.sleep(READY_POLL_S)
+            self.became_ready.set()
+            self.became_ready = trio.Event()
             if self.on_ready is not None and not self.exited:
                 self.on_ready()
+
+    # --- the injection's delivery socket (``ccc run --inject``) --------------------------
+
+    async def serve_host_socket(
+        self, path: Path, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen on ``path`` for the in-process client (inject.cjs): one JSON line in (a routed
+        prompt/command), :meth:`handle`'s answer out, close. So a message the daemon sends
+        through the injection gets the same screen check and confirmation as one sent to us;
+        the injection never types by itself. A ``sched-`` id already typed is answered from
+        memory, not typed again (the daemon retries under the same id)."""
+        import socket as stdsocket
+
+        from ..protocol import LineFramer, RemoteProtocolError, decode_object, encode_dict
+
+        sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        await sock.bind(str(path))
+        os.chmod(path, 0o600)
+        sock.listen(HOST_MAX_CONNECTIONS)
+        listener = trio.SocketListener(sock)
+        limiter = trio.CapacityLimiter(HOST_MAX_CONNECTIONS)
+        answered: dict[str, dict[str, Any]] = {}
+
+        async def serve(stream: trio.SocketStream) -> None:
+            async with stream:
+                framer = LineFramer(HOST_MAX_LINE_BYTES)
+                lines: list[bytes] = []
+                with trio.move_on_after(HOST_READ_TIMEOUT_S):
+                    while not lines:
+                        chunk = await stream.receive_some(65536)
+                        if not chunk:
+                            return
+                        try:
+                            lines = framer.feed(chunk)
+                        except RemoteProtocolError:
+                            return  # over-long: not the injection
+                if not lines:
+                    return
+                try:
+                    msg = decode_object(lines[0])
+                except RemoteProtocolError as exc:
+                    reply: dict[str, Any] = {"error": f"bad message: {exc}"}
+                else:
+                    if msg.get("type") == "wait_ready":
+                        # The injection's link is the one on the daemon: it asks us to say
+                        # when a declined message can be tried again (it then heartbeats).
+                        with trio.move_on_after(HOST_WAIT_READY_S):
+                            await self.became_ready.wait()
+                        await stream.send_all(encode_dict({"status": "ready"}))
+                        return
+                    rid = msg.get("request_id")
+                    stable = isinstance(rid, str) and rid.startswith(STABLE_ID_PREFIX)
+                    if stable and rid in answered:
+                        reply = answered[rid]
+                    else:
+                        reply = await self.handle(msg)
+                        if stable and isinstance(rid, str) and not reply.get("error"):
+                            answered[rid] = reply
+                            while len(answered) > DELIVERED_MEMORY:
+                                answered.pop(next(iter(answered)))
+                try:
+                    await stream.send_all(encode_dict(reply))
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    log.info("the in-process client went away before our answer")
+
+        async def guarded(stream: trio.SocketStream) -> None:
+            if limiter.available_tokens == 0:
+                await stream.aclose()  # more than the injection ever opens: not ours
+                return
+            async with limiter:
+                await serve(stream)
+
+        async with listener, trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                stream = await listener.accept()
+                nursery.start_soon(guarded, stream)
 
     # --- pumps ----------------------------------------------------------------------------
 
@@ -333,6 +503,7 @@ class PtyHost:
                 if not data:
                     return
                 self.last_output = trio.current_time()
+                self.screen.feed(data)
                 await self._write_stdout(data)
         finally:
             done.set()
@@ -363,6 +534,7 @@ class PtyHost:
                         _set_winsize(self.master_fd, size)  # the kernel tells the child
                     except OSError:
                         pass
+                    self.screen.resize(*size)
                 continue
             log.info("forwarding signal %d to the child %d", signum, self.child_pid)
             try:
@@ -403,6 +575,7 @@ async def _run_host(
     heartbeat_interval_s: float,
     raw_fd: int | None,
     link_factory: Callable[..., SessionLink] = SessionLink,
+    host_sock: Path | None = None,
 ) -> int:
     host.started_at = trio.current_time()
     with trio.open_signal_receiver(signal.SIGWINCH, *_FORWARDED_SIGNALS) as signals:
@@ -413,6 +586,8 @@ async def _run_host(
             if raw_fd is not None:
                 tty.setraw(raw_fd, termios.TCSANOW)
             async with trio.open_nursery() as nursery:
+                if host_sock is not None:
+                    await nursery.start(host.serve_host_socket, host_sock)
                 nursery.start_soon(host.watch_signals, signals)
                 nursery.start_soon(host.pump_input)
                 output_done = trio.Event()
@@ -478,6 +653,8 @@ def run_command(
     typing_grace_s: float = TYPING_GRACE_S,
     quiet_s: float = QUIET_S,
     delivery_guard_s: float = DELIVERY_GUARD_S,
+    confirm_s: float = CONFIRM_S,
+    screen_settle_s: float = SCREEN_SETTLE_S,
     internal_id: str | None = None,
     log_path: Path | None = None,
     stdin_fd: int = 0,
@@ -515,7 +692,11 @@ def run_command(
         env["CCC_SESSION_NAME"] = name  # the in-process client (--inject) registers it too
     env["CCC_CACHE_DIR"] = str(paths.cache_dir)
     link_factory: Callable[..., SessionLink] = SessionLink
+    host_sock: Path | None = None
     if inject:
+        # The injection forwards prompts and commands here, so they get our screen check.
+        host_sock = paths.cache_dir / f"run-{internal_id}.host.sock"
+        env["CCC_HOST_SOCK"] = str(host_sock)
         try:
             env = inject_env(
                 env,
@@ -555,6 +736,9 @@ def run_command(
         typing_grace_s=typing_grace_s,
         quiet_s=quiet_s,
         delivery_guard_s=delivery_guard_s,
+        winsize=winsize,
+        confirm_s=confirm_s,
+        screen_settle_s=screen_settle_s,
     )
     config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
     cwd = os.getcwd()
@@ -573,6 +757,7 @@ def run_command(
             "capabilities": ["prompt", "command"],
             "draft": host.tracker.has_draft,
             "input_idle": host.input_idle(trio.current_time()),
+            "screen": host.screen.classify().kind,
             # Written by `ccc hook` on SessionStart: always the current id, even after /clear.
             "session_id": read_session_file(sid_file),
         }
@@ -588,10 +773,13 @@ def run_command(
                 heartbeat_interval_s=heartbeat_interval_s,
                 raw_fd=raw_fd,
                 link_factory=link_factory,
+                host_sock=host_sock,
             )
         )
     finally:
         os.close(master_fd)
+        if host_sock is not None:
+            host_sock.unlink(missing_ok=True)
         try:
             sid_file.unlink()
         except OSError:
@@ -607,6 +795,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", type=float, default=QUIET_S, metavar="S")
     parser.add_argument("--delivery-guard", type=float, default=DELIVERY_GUARD_S, metavar="S")
     parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_INTERVAL_S, metavar="S")
+    parser.add_argument("--confirm", type=float, default=CONFIRM_S, metavar="S")
+    parser.add_argument("--screen-settle", type=float, default=SCREEN_SETTLE_S, metavar="S")
     parser.add_argument("--internal-id", default=None)
     parser.add_argument("--log", type=Path, default=None)
     parser.add_argument("--inject", action="store_true")
@@ -627,6 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         typing_grace_s=args.typing_grace,
         quiet_s=args.quiet,
         delivery_guard_s=args.delivery_guard,
+        confirm_s=args.confirm,
+        screen_settle_s=args.screen_settle,
         internal_id=args.internal_id,
         log_path=args.log,
         inject=args.inject,
