@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .paste import ENTER_DELAY_S
 from .paths import Paths
 
 # A line longer than this is refused and the connection closed: nothing legitimate is this big
@@ -44,7 +45,7 @@ MAX_CLIENT_CONFIG_DIRS = 16
 RETENTION_S = 24 * 3600.0
 LIVENESS_INTERVAL_S = 5.0  # a crashed session shows "ended (crashed)" within this
 SHUTDOWN_GRACE_S = 2.0  # connections get this long to finish their last write on shutdown
-TMUX_ENTER_DELAY_S = 0.05  # FACTS §5: Enter ≥30 ms after a paste, or it is swallowed
+TMUX_ENTER_DELAY_S = ENTER_DELAY_S  # FACTS §5: Enter ≥30 ms after a paste (paste.py)
 
 
 @dataclass

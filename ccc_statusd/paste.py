@@ -32,6 +32,9 @@ from dataclasses import dataclass
 PASTE_START = b"\x1b[200~"
 PASTE_END = b"\x1b[201~"
 ENTER = b"\r"
+# The Enter goes ≥ 30 ms after the text, as its own write (FACTS §5: in the same burst as a
+# paste, or too soon after it, it is read as part of the paste and swallowed).
+ENTER_DELAY_S = 0.05
 
 # Everything a paste may not carry: C0 controls but TAB (09) and LF (0a), DEL, C1 controls,
 # and lone surrogates (not encodable as UTF-8).

@@ -31,8 +31,8 @@ from typing import Any, NoReturn, Protocol
 
 import trio
 
-from .protocol import is_safe_id
 from .paste import DeliveryRefused, command_line
+from .protocol import is_safe_id
 from .store import ScheduleFull, Store
 from .storeworker import StoreWorker
 

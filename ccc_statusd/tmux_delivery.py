@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import trio
 
-from .paste import DeliveryRefused, command_keys, prompt_keys
+from .paste import ENTER_DELAY_S, DeliveryRefused, command_keys, prompt_keys
 from .screen import BUSY, DIALOG, PANEL, PICKER, READY, ScreenState, classify
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "socket_from_tmux_env",
 ]
 
-ENTER_DELAY_S = 0.05  # ≥ 30 ms measured as needed for Enter to count as a key, not paste
 TMUX_TIMEOUT_S = 5.0  # a local tmux command answers in milliseconds; longer means a hung server
 SUBMIT_KEYS: tuple[str, ...] = ("Enter",)
 CONFIRM_S = 3.0  # after the Enter, how long the pane may take to show the submission

@@ -30,6 +30,7 @@ import trio
 from .. import protocol, wire
 from ..config import DaemonConfig
 from ..events import EventBus
+from ..paste import DeliveryRefused, command_line
 from ..routing import Deliver, DeliverTmux, Queue, RoutingError, decide
 from ..scheduler import (
     NOT_IDLE_RETRY_S,
@@ -40,7 +41,6 @@ from ..scheduler import (
     Outcome,
     Scheduler,
 )
-from ..paste import DeliveryRefused, command_line
 from ..sessions import UNKNOWN, DeliveryRecord, SessionInfo
 from ..store import ScheduleFull
 from .clients import ClientDeclined, SessionClients

@@ -26,11 +26,12 @@ from typing import Any, NoReturn
 import trio
 
 from ..protocol import ROUTED_TYPES, LineFramer, RemoteProtocolError, decode_object, encode_dict
+from ..wire import SCHEDULED_PREFIX
 
 log = logging.getLogger(__name__)
 
 # Request ids with this prefix name one scheduled message across the daemon's retries.
-STABLE_ID_PREFIX = "sched-"
+STABLE_ID_PREFIX = SCHEDULED_PREFIX  # wire.py: a scheduled row's delivery id, same across retries
 DELIVERED_MEMORY = 64
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]

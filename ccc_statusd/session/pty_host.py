@@ -69,7 +69,7 @@ from typing import Any, NoReturn
 import trio
 
 from ..hookcmd import read_session_file, session_file
-from ..paste import DeliveryRefused, Keys, message_keys
+from ..paste import ENTER_DELAY_S, DeliveryRefused, Keys, message_keys
 from ..paths import Paths
 from ..protocol import is_safe_id
 from ..screen import BUSY, DIALOG, PANEL, PICKER, READY, ScreenState
@@ -87,7 +87,6 @@ from .screen_model import ScreenModel
 log = logging.getLogger(__name__)
 
 DEFAULT_COMMAND = "claude"
-ENTER_DELAY_S = 0.05  # ≥ 30 ms measured as needed for Enter to count as a key, not paste
 TYPING_GRACE_S = 2.0  # a user who typed this recently may be about to type more
 QUIET_S = 1.0  # with no hook seen yet, the terminal must have been this quiet to type into it
 # After we type a message, the next waits this long: the daemon learns the session is busy
