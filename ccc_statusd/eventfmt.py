@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .termsafe import clean as _safe
+
 # Kinds whose value is a state of the session: repeating the last value says nothing new.
 STATEFUL = {
     "state": ("state", "error"),
@@ -42,13 +44,10 @@ STATE_COLOURS = {"idle": "32", "busy": "33", "waiting": "35", "failed": "31", "e
 TEXT_PREVIEW = 80
 
 
-# Control characters (newlines, ESC of a terminal escape sequence) in text the daemon relays
-# from sessions must not reach the terminal: one fact stays one line and cannot repaint it.
-_CONTROL = dict.fromkeys([*range(0x20), 0x7F], " ")
-
-
 def clean(text: str) -> str:
-    return text.translate(_CONTROL)
+    """Text the daemon relays from sessions, safe for one line of a terminal: line breaks become
+    spaces (one fact stays one line), every other control character goes (termsafe.py)."""
+    return _safe(text.replace("\n", " ").replace("\r", " ").replace("\t", " "))
 
 
 def short(sid: str | None) -> str:

@@ -887,7 +887,10 @@ def test_format_event_cleans_session_data() -> None:
         {"event": "hook", "hook": EVIL, "payload": {"tool_name": EVIL}, "time": 1},
         {"event": "state", "state": "failed", "error": EVIL, "time": 1},
     ):
-        line = cli.format_event(event, colour=False)
+        from ccc_statusd.eventfmt import EventFormatter
+
+        line = EventFormatter().line(event, colour=False)
+        assert line is not None
         _no_escapes(line)
         assert "evil" in line
 

@@ -124,6 +124,12 @@ class Hub:
         try:
             obj = protocol.decode_object(line)
             msg = protocol.validate(obj)
+            if (
+                msg.type == "query"
+                and msg.query == "list_sessions"
+                and not (msg.data or {}).get("all")
+            ):
+                return await self.queries.list_live_line(msg)  # encoded once per change
             reply = await self.dispatch(conn, msg)
         except (RemoteProtocolError, RoutingError) as exc:
             self.errors += 1

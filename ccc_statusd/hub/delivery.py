@@ -391,6 +391,7 @@ class Delivery:
         record = DeliveryRecord(text=text, at_wall=self.wall())
         info.deliveries.append(record)
         del info.deliveries[:-DELIVERED_MEMORY]
+        self.directory.touch(info)  # last_delivery is part of the session's public row
         return record
 
     def _forget(self, info: SessionInfo, record: DeliveryRecord | None) -> None:

@@ -44,6 +44,10 @@ class SessionDirectory:
         self.max_client_config_dirs = max_client_config_dirs
         self._dirty: set[str] = set()
         self.changed = trio.Event()
+        # key → stamp of its last change (touch): what lets list_sessions reuse a row it
+        # already built and encoded while the session did not change.
+        self.stamps: dict[str, int] = {}
+        self._stamp = 0
 
     # --- lookups ------------------------------------------------------------------------------
 
@@ -140,6 +144,7 @@ class SessionDirectory:
         self.config_dirs.add(path)
 
     def forget(self, key: str) -> SessionInfo | None:
+        self.stamps.pop(key, None)
         return self.registry.forget(key)
 
     def set_pid(self, info: SessionInfo, pid: int | None) -> None:
@@ -226,6 +231,8 @@ class SessionDirectory:
         """Mark a session for the next metadata flush (coalesced: one transaction per flush)."""
         self._dirty.add(info.key)
         self.changed.set()
+        self._stamp += 1
+        self.stamps[info.key] = self._stamp
 
     def is_dirty(self, key: str) -> bool:
         return key in self._dirty
