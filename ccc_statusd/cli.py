@@ -906,7 +906,9 @@ schedule_app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(schedule_app, name="schedule")
+app.add_typer(
+    schedule_app, name="schedule", short_help="Schedule a prompt for later; list or cancel."
+)
 
 
 def _rate_limit_reset(state: State, sid: str, records: list[dict[str, Any]] | None) -> float:
@@ -1111,6 +1113,11 @@ def schedule_list(
             ]
         )
     print_table(["ID", "SESSION", "DUE", "TEXT", "ATTEMPTS", "LAST ERROR"], table)
+    cut = [r for r in rows if len(str(r.get("last_error") or "")) > ERROR_WIDTH]
+    if cut:  # the table shows the start of long errors; here they are whole
+        print()
+        for r in cut:
+            print(f"{r['id']}: {clean(str(r['last_error']))}")
 
 
 @schedule_app.command("cancel")
@@ -1404,6 +1411,37 @@ def _mcp_wiring(add: bool, settings: Path | None, profile: Path | None, dry_run:
 
 
 # --- entry point ---------------------------------------------------------------------------
+
+
+# One sentence each in `ccc --help` (click would cut a docstring mid-phrase, at "e.g.").
+SHORT_HELP = {
+    "prompt": "Send a prompt, typed as if by the session's user.",
+    "command": "Run a slash command in a session.",
+    "eval_": "Evaluate JavaScript inside a session.",
+    "ask": "Send a prompt and print the reply of its turn.",
+    "watch": "Follow what happens to sessions, one line each.",
+    "top": "A full-screen live view of every session.",
+    "notify": "Alert when a session needs you.",
+    "hook": "Forward a Claude Code hook event to the daemon.",
+    "statusline": "Claude Code's statusLine: forward it, print a line.",
+    "sessions": "List live sessions (--all: ended ones too).",
+    "status": "Show the daemon's state, counts and paths.",
+    "query": "Send a raw query and print its data as JSON.",
+    "path": "Print the transcript path of a session.",
+    "run": "Run Claude Code attached to the daemon.",
+    "name_session": "Name a live session, or clear its name.",
+    "forget": "Forget an ended session.",
+    "install": "Wire ccc into Claude Code's settings.",
+    "uninstall": "Remove exactly what ccc install added.",
+    "mcp": "Serve ccc's tools to Claude Code over MCP.",
+    "schedule_add": "Schedule a prompt (the default subcommand).",
+    "schedule_list": "List scheduled and queued prompts.",
+    "schedule_cancel": "Cancel a scheduled or queued prompt.",
+}
+for _command in (*app.registered_commands, *schedule_app.registered_commands):
+    _fn = getattr(_command.callback, "__name__", "")
+    if _fn in SHORT_HELP and _command.short_help is None:
+        _command.short_help = SHORT_HELP[_fn]
 
 
 def main(argv: list[str] | None = None) -> int:

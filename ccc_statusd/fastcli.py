@@ -98,9 +98,34 @@ def run_typer(args: list[str]) -> int:
     return cli_main(args)
 
 
+def _socket_first(args: list[str]) -> list[str]:
+    """``ccc prompt --socket S ...`` as ``ccc --socket S prompt ...``: the option is global, and
+    people put it after the subcommand too (not after ``--``: that is the command's text)."""
+    if not args or args[0].startswith("-") or "--socket" not in "".join(args):
+        return args
+    out: list[str] = []
+    moved: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        if arg == "--socket" and i + 1 < len(args):
+            moved += args[i : i + 2]
+            i += 2
+            continue
+        if arg.startswith("--socket="):
+            moved.append(arg)
+        else:
+            out.append(arg)
+        i += 1
+    return moved + out
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``ccc`` console script."""
-    args = sys.argv[1:] if argv is None else list(argv)
+    args = _socket_first(sys.argv[1:] if argv is None else list(argv))
     completing = os.environ.get("_CCC_COMPLETE")
     plan = None if completing else parse_fast(args)
     if not completing and _names_a_host(args, plan):

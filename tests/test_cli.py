@@ -906,3 +906,35 @@ def test_sessions_with_daemon_down_never_hang_on_planted_files(down: Paths) -> N
     assert "Traceback" not in result.stderr, result.stderr
     assert "not a regular file" in result.stderr, result.stderr
     os.unlink(down.db)
+
+
+def test_socket_is_accepted_after_the_subcommand_too() -> None:
+    from ccc_statusd.fastcli import _socket_first
+
+    assert _socket_first(["sessions", "--socket", "/s", "--json"]) == [
+        "--socket",
+        "/s",
+        "sessions",
+        "--json",
+    ]
+    assert _socket_first(["prompt", "--socket=/s", "ab12", "hi"]) == [
+        "--socket=/s",
+        "prompt",
+        "ab12",
+        "hi",
+    ]
+    # After `--` it is the prompt's text, and before the command it is already in place.
+    assert _socket_first(["prompt", "ab12", "--", "--socket", "x"]) == [
+        "prompt",
+        "ab12",
+        "--",
+        "--socket",
+        "x",
+    ]
+    assert _socket_first(["--socket", "/s", "status"]) == ["--socket", "/s", "status"]
+
+
+def test_help_lines_end_where_a_sentence_ends() -> None:
+    result = CliRunner().invoke(cli.app, ["--help"])
+    listed = [ln for ln in result.stdout.splitlines() if ln.startswith("  ") and "..." in ln]
+    assert not listed, listed
