@@ -251,6 +251,8 @@ def test_rootful_container_uid_refused_then_allowed(cache: Path) -> None:
         assert f"refused a connection: permission denied: uid {OTHER}" in d.log()
     finally:
         d.stop()
+    # The daemon only starts in a private cache dir (issue 14): close it again first.
+    os.chmod(cache, 0o700)
     d = Daemon(cache, "--allow-uid", str(OTHER))
     try:
         d.open_up()

@@ -124,7 +124,7 @@ def run_top_bench(
     root: Path, *, idle_s: float = 5.0, churn_s: float = 5.0, rate: int = 200
 ) -> list[dict[str, Any]]:
     cache = root / "top"
-    cache.mkdir()
+    cache.mkdir(mode=0o700)
     sock = cache / "daemon.sock"
     env = {**os.environ, "CCC_CACHE_DIR": str(cache)}
     env.pop("NO_COLOR", None)
