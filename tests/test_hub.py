@@ -290,3 +290,38 @@ async def test_cancel_scheduled_through_the_daemon(daemon: Hub, connect: Any) ->
     assert reply["data"] == {"cancelled": row_id} and daemon.scheduler.count == 0
     again = await c.request({"type": "query", "query": "cancel_scheduled", "data": {"id": row_id}})
     assert "no scheduled message matches" in again["error"]
+
+
+async def test_many_concurrent_deliveries_to_one_client_are_all_answered(
+    daemon: Hub, connect: Any
+) -> None:
+    """Replies arriving while other requests to the same client start and finish: each sender
+    gets its own answer (a stale pending-table cleanup once dropped a live request's entry,
+    and its sender waited for the timeout)."""
+    session = await connect()
+    await session.request({"type": "register", "internal_id": "iid-many", "session_id": A})
+
+    async def answer_all() -> None:
+        while True:
+            msg = await session.recv()
+            if msg.get("type") == "prompt":
+                await session.send({"type": "response", "request_id": msg["request_id"]})
+
+    errors: list[str] = []
+
+    async def sender(n: int) -> None:
+        c = await connect()
+        for i in range(25):
+            reply = await c.request({"type": "prompt", "session_id": A, "text": f"{n}-{i}"})
+            if reply.get("error"):
+                errors.append(reply["error"])
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as n:
+            n.start_soon(answer_all)
+            async with trio.open_nursery() as senders:
+                for k in range(8):
+                    senders.start_soon(sender, k)
+            n.cancel_scope.cancel()
+    assert errors == []
+    assert daemon.clients.pending_count(daemon.clients.by_key["iid-many"].id) == 0

@@ -261,8 +261,9 @@ class SessionClients:
         finally:
             if waiting.get(request_id) is pending:
                 del waiting[request_id]
-            if not waiting:
-                self._pending.pop(conn.id, None)
+            # Only our own (now empty) table: another request may have made a new one since.
+            if not waiting and self._pending.get(conn.id) is waiting:
+                del self._pending[conn.id]
         result = pending.result
         if not pending.event.is_set():
             raise RoutingError(
