@@ -8,12 +8,12 @@ session) and hands each to the ``Deliverer`` (the hub's delivery), and the outco
 - ``Delivered``: the row is deleted (after the session client acknowledged it: at-least-once).
 - ``NotNow``: the session is busy, has a draft, is in a panel...: the row waits, untouched,
   until the session's hooks wake us (or ``retry_s``).
-- ``Failed``: recorded on the row (attempts, last error) with exponential back-off. A
-  ``permanent`` failure (the message can never be typed: bad command name, nothing left after
-  cleaning) is parked at once, listed with its error and never retried; repeated transient
-  failures are parked after ``max_attempts``. A failure never blocks the session's later rows
-  for longer than its back-off, and an unexpected exception in one attempt is a failure of
-  that row, never of the scheduler.
+- ``Failed``: recorded on the row (attempts, last error) with exponential back-off (at most
+  ``max_retry_s``: a session that is away gets its messages when it comes back, and its
+  connecting wakes us). A ``permanent`` failure (the message can never be typed: bad command
+  name, nothing left after cleaning) is parked at once, listed with its error and never
+  retried, so it never blocks the session's later rows. An unexpected exception in one attempt
+  is a failure of that row, never of the scheduler.
 
 Per session, rows go in order: once one row of a session cannot go now, its later rows wait,
 and one delivery per session per pass (the next waits for that turn's hooks). A row is marked
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 MAX_SLEEP_S = 60.0  # re-read the table at least this often (rows added by a CLI while we slept)
 NOT_IDLE_RETRY_S = 5.0  # a client declined (draft / not quiet): look again soon
 BUSY_RECHECK_S = 120.0  # hooks said busy: the Stop hook wakes us; this covers a lost hook
-MAX_ATTEMPTS = 8  # transient failures before a row is parked (~1 h with the default back-off)
 ROWS_PER_SESSION = 4  # due rows read per session and pass: a flooded outbox costs a few rows
 
 
@@ -107,7 +106,6 @@ class Scheduler:
         wall: Callable[[], float],
         retry_s: float = 30.0,
         max_retry_s: float = 600.0,
-        max_attempts: int = MAX_ATTEMPTS,
         max_total: int | None = None,
         max_per_session: int | None = None,
     ) -> None:
@@ -115,7 +113,6 @@ class Scheduler:
         self.wall = wall
         self.retry_s = retry_s
         self.max_retry_s = max_retry_s
-        self.max_attempts = max_attempts
         self.max_total = max_total
         self.max_per_session = max_per_session
         self.count = 0  # rows in the table (scheduled, queued and parked)
@@ -273,7 +270,7 @@ class Scheduler:
                 max(outcome.retry_s, 0.05) if outcome.retry_s is not None else BUSY_RECHECK_S
             ), True
         attempts = int(claimed.get("attempts") or 0) + 1
-        park = outcome.permanent or attempts >= self.max_attempts
+        park = outcome.permanent
         await self.store.call(
             Store.release_scheduled, row["id"], outcome.error, int(self.wall()), park=park
         )

@@ -226,17 +226,22 @@ async def test_an_unexpected_exception_is_a_failure_of_that_row_only(
     assert await sched.store.call(Store.scheduled) == [] and sched.count == 0
 
 
-async def test_repeated_transient_failures_end_parked(
+async def test_transient_failures_back_off_and_are_never_parked(
     sched: Scheduler, autojump_clock: trio.testing.MockClock
 ) -> None:
-    sched.max_attempts = 3
+    """A session that is away (not connected, not running) gets its message when it is back:
+    the row backs off (up to max_retry_s) and stays pending, with its last error."""
     await sched.enqueue("sess-0003", "prompt", "flaky")
     d = StandIn({"flaky": [Failed("not connected")]})
-    for _ in range(3):
-        await trio.sleep(await sched.run_due(d))
+    delays = []
+    for _ in range(12):
+        delay = await sched.run_due(d)
+        delays.append(delay)
+        await trio.sleep(delay)
     row = (await sched.store.call(Store.scheduled))[0]
-    assert row["state"] == "parked" and row["attempts"] == 3
-    assert d.reports[-1][3] is True  # reported as parked
+    assert row["state"] == "pending" and row["attempts"] >= 5
+    assert max(delays) <= sched.max_retry_s and delays[1] > delays[0]
+    assert not any(parked for *_, parked in d.reports)
 
 
 async def test_enqueue_refuses_what_could_never_be_typed(sched: Scheduler) -> None:
