@@ -293,6 +293,7 @@ async def run_daemon(
                         wall=wall,
                         interval_s=config.liveness_interval_s,
                         silent_after_s=config.retention_s,
+                        inline=config.store_inline,
                     )
                 )
                 await nursery.start(
