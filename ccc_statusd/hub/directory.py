@@ -48,6 +48,7 @@ class SessionDirectory:
         # already built and encoded while the session did not change.
         self.stamps: dict[str, int] = {}
         self._stamp = 0
+        self._names: dict[str, str] = {}  # name → key (a name is checked against its session)
 
     # --- lookups ------------------------------------------------------------------------------
 
@@ -78,10 +79,11 @@ class SessionDirectory:
         return resolve_id(target, self.known_ids())
 
     def named(self, name: str) -> SessionInfo | None:
-        """The live session called ``name`` (names are unique among live sessions)."""
-        for info in self.registry.sessions.values():
-            if info.name == name and info.state != ENDED:
-                return info
+        """The live session called ``name`` (names are unique among live sessions). An index,
+        not a scan: every routed message asks this first."""
+        info = self.get(self._names.get(name, ""))
+        if info is not None and info.name == name and info.state != ENDED:
+            return info
         return None
 
     def set_name(self, info: SessionInfo, name: str | None) -> None:
@@ -100,6 +102,10 @@ class SessionDirectory:
                     f"another, or rename that one first: ccc name {other.session_id} OTHER"
                 )
         if info.name != name:
+            if info.name is not None and self._names.get(info.name) == info.key:
+                del self._names[info.name]
+            if name is not None:
+                self._names[name] = info.key
             info.name = name
             self.events.publish("renamed", info, name=name or "")
             self.touch(info)
@@ -191,6 +197,8 @@ class SessionDirectory:
             )
             info.state = row["state"]
             info.state_changed_wall = row.get("state_changed_at")
+            if info.name:
+                self._names.setdefault(info.name, key)
             info.context = row.get("context_window")
             for alias in aliases.get(sid, []):
                 self.registry.associate(key, alias)
