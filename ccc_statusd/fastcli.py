@@ -127,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     """The ``ccc`` console script."""
     args = _socket_first(sys.argv[1:] if argv is None else list(argv))
     completing = os.environ.get("_CCC_COMPLETE")
+    if not completing and args[:1] == ["run"] and not _HELP.intersection(args[1:2]):
+        # `ccc run` stays resident for the whole session: without typer, click and rich it
+        # weighs ~10 MiB less (pty_host has its own argument parser for the same options).
+        from .session.pty_host import main as run_main
+
+        return run_main(args[1:])
     plan = None if completing else parse_fast(args)
     if not completing and _names_a_host(args, plan):
         # --host H or HOST:SESSION: run ccc on that host over ssh (remote.py), without typer.

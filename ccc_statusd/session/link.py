@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import trio
 
-from ..protocol import ROUTED_TYPES, LineFramer, RemoteProtocolError, decode_object, encode_dict
+from ..framing import ROUTED_TYPES, LineFramer, RemoteProtocolError, decode_object, encode_dict
 from ..wire import SCHEDULED_PREFIX
 
 log = logging.getLogger(__name__)

@@ -68,10 +68,10 @@ from typing import Any, NoReturn
 
 import trio
 
+from ..framing import is_safe_id
 from ..hookcmd import read_session_file, session_file
 from ..paste import ENTER_DELAY_S, DeliveryRefused, Keys, message_keys
 from ..paths import Paths
-from ..protocol import is_safe_id
 from ..screen import BUSY, DIALOG, PANEL, PICKER, READY, ScreenState
 from .inject_launch import (
     INJECT_GRACE_S,
@@ -372,7 +372,7 @@ class PtyHost:
         memory, not typed again (the daemon retries under the same id)."""
         import socket as stdsocket
 
-        from ..protocol import LineFramer, RemoteProtocolError, decode_object, encode_dict
+        from ..framing import LineFramer, RemoteProtocolError, decode_object, encode_dict
 
         sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
         try:
