@@ -92,13 +92,7 @@ def decide(
             f"with: ccc run -- claude --resume {target}"
         )
     if info.state == ENDED:
-        how = {"crashed": "crashed", "pane_gone": "lost its tmux pane"}.get(
-            info.end_reason or "", "ended"
-        )
-        when = _clock(info.state_changed_wall)
-        raise RoutingError(
-            f"session {target} {how}{when}; resume it with: ccc run -- claude --resume {target}"
-        )
+        raise ended_error(target, info.end_reason, info.state_changed_wall)
     if not client_connected and info.kind in ("pty", "inject") and not info.tmux_pane:
         raise RoutingError(
             f"session {target} runs under ccc run, whose connection to the daemon is down (it "
@@ -124,6 +118,15 @@ def decide(
     raise RoutingError(
         f"session {target} is not connected to the daemon and is not in a tmux pane; attach it "
         "by starting Claude Code with: ccc run -- claude"
+    )
+
+
+def ended_error(target: str, reason: str | None, when_wall: float | None) -> RoutingError:
+    """The error for a session that is over: how it ended, when, and how to resume it."""
+    how = {"crashed": "crashed", "pane_gone": "lost its tmux pane"}.get(reason or "", "ended")
+    return RoutingError(
+        f"session {target} {how}{_clock(when_wall)}; resume it with: "
+        f"ccc run -- claude --resume {target}"
     )
 
 

@@ -31,7 +31,7 @@ from .. import protocol, wire
 from ..config import DaemonConfig
 from ..events import EventBus
 from ..paste import DeliveryRefused, command_line
-from ..routing import Deliver, DeliverTmux, Queue, RoutingError, decide
+from ..routing import Deliver, DeliverTmux, Queue, RoutingError, decide, ended_error
 from ..scheduler import (
     NOT_IDLE_RETRY_S,
     Delivered,
@@ -41,8 +41,8 @@ from ..scheduler import (
     Outcome,
     Scheduler,
 )
-from ..sessions import UNKNOWN, DeliveryRecord, SessionInfo
-from ..store import ScheduleFull
+from ..sessions import ENDED, UNKNOWN, DeliveryRecord, SessionInfo
+from ..store import ScheduleFull, Store
 from .clients import ClientDeclined, SessionClients
 from .directory import SessionDirectory
 from .values import preview
@@ -264,6 +264,11 @@ class Delivery:
     ) -> tuple[str, dict[str, Any]]:
         """Type/send it now, or NotNowError (queue it) / RoutingError (cannot be done)."""
         info = self.directory.by_session_id(sid)
+        if info is None:
+            # Not live: its row says whether (and how) it ended, for a useful error.
+            row = await self.scheduler.store.call(Store.session, sid)
+            if row and row.get("state") == ENDED:
+                raise ended_error(sid, row.get("end_reason"), row.get("state_changed_at"))
         conn = self.clients.connection(info.key) if info is not None else None
         now = trio.current_time()
         settling_s = (

@@ -418,6 +418,34 @@ def test_clear_rotates_the_session_id_and_the_old_id_still_routes(
     )
 
 
+def test_a_named_session_routes_by_name_and_a_kill_9_ends_it_as_crashed(
+    claude_native: ClaudeBuild, start_session: Callable[..., Session], fake_api: FakeAnthropic
+) -> None:
+    """Issue 16: `ccc run --name api` → the name routes; `kill -9` of Claude → `ended
+    (crashed)` within the liveness interval, and sending to it says how to resume it."""
+    s = start_session(claude_native, run_args=("--name", "api"))
+    rec = s.record()
+    assert rec is not None and rec.get("name") == "api" and rec.get("kind") == "pty", rec
+    sid = s.session_id
+    s.ccc.prompt("api", "hello by name")
+    s.pane.wait_for(r"ECHO: hello by name", TURN_TIMEOUT_S)
+    s.wait_state("idle")
+    pid = rec.get("pid")
+    assert isinstance(pid, int) and pid > 1, rec
+    os.kill(pid, signal.SIGKILL)
+
+    def crashed() -> dict[str, Any] | None:
+        rows = json.loads(s.ccc.run("sessions", "--all", "--json").stdout)
+        row = next((r for r in rows if r.get("session_id") == sid), None)
+        return row if row and row.get("state") == "ended" else None
+
+    row = wait_until(crashed, 15.0, "the killed session to show as ended")
+    assert row.get("end_reason") == "crashed", row
+    assert sid not in {r.get("session_id") for r in s.ccc.sessions()}  # not in the live list
+    out = s.ccc.run("prompt", sid, "are you there?", check=False)
+    assert out.returncode == 1 and "crashed" in out.stderr and "--resume" in out.stderr, out.stderr
+
+
 def _open_permission_dialog(s: Session) -> Path:
     marker = s.home.cwd / "approved-by-accident"
     s.pane.submit(f"TOOL: touch {marker}")
