@@ -114,10 +114,14 @@ async def run_liveness(
         try:
             # Off the event loop: with 10,000 sessions the pass is a few ms of Python, which
             # would show as a stall in every request's latency (it only reads the sessions).
-            dead = await trio.to_thread.run_sync(
-                partial(dead_sessions, sessions(), now_wall=wall(), silent_after_s=silent_after_s)
-            )
+            snapshot = sessions()
+            seen = {id(i): (i.pid, i.pid_start) for i in snapshot}
+            check = partial(dead_sessions, snapshot, now_wall=wall(), silent_after_s=silent_after_s)
+            # (inline: on Trio's virtual clock a thread would let time leap ahead meanwhile)
+            dead = check() if inline else await trio.to_thread.run_sync(check)
             for info, why in dead:
+                if info.state == ENDED or (info.pid, info.pid_start) != seen.get(id(info)):
+                    continue  # it changed while we looked (a new child pid): not this one
                 log.info("session %s ended (%s; pid %s)", info.session_id, why, info.pid)
                 end(info, why)
         except Exception:

@@ -180,6 +180,14 @@ class Scheduler:
             self.next_try.pop(row_id, None)
         return outcome
 
+    async def drop_sessions(self, session_ids: list[str]) -> int:
+        """Forgotten sessions take their waiting messages with them (never retried for ever)."""
+        if not session_ids:
+            return 0
+        dropped = await self.store.call(Store.delete_scheduled_for, session_ids)
+        self.count = max(0, self.count - dropped)
+        return dropped
+
     async def run(
         self,
         deliverer: Deliverer,

@@ -349,6 +349,15 @@ class Store:
             )
         return cur.rowcount
 
+    def delete_scheduled_for(self, session_ids: list[str]) -> int:
+        """Drop every scheduled/queued row of these sessions (they were forgotten)."""
+        marks = ", ".join("?" for _ in session_ids)
+        with write_transaction(self.db):
+            cur = self.db.execute(
+                f"DELETE FROM scheduled_messages WHERE session_id IN ({marks})", session_ids
+            )
+        return cur.rowcount
+
     def ended_before(self, when: int) -> list[str]:
         """Ids of sessions that ended before ``when`` (wall seconds): retention's candidates."""
         return [

@@ -325,3 +325,22 @@ async def test_many_concurrent_deliveries_to_one_client_are_all_answered(
             n.cancel_scope.cancel()
     assert errors == []
     assert daemon.clients.pending_count(daemon.clients.by_key["iid-many"].id) == 0
+
+
+async def test_a_reconnect_under_the_same_internal_id_keeps_the_session_going(
+    daemon: Hub, connect: Any
+) -> None:
+    watcher = await connect()
+    await watcher.request({"type": "query", "query": "subscribe"})
+    first = await connect()
+    await first.request({"type": "register", "internal_id": "iid-same", "session_id": A})
+    second = await connect()
+    reply = await second.request({"type": "register", "internal_id": "iid-same", "session_id": A})
+    assert reply.get("error") is None
+    info = daemon.registry.by_session_id(A)
+    assert info is not None and info.connected and info.state != "ended"
+    kinds = []
+    with trio.move_on_after(0.5):
+        while True:
+            kinds.append((await watcher.recv()).get("event"))
+    assert "taken_over" in kinds and "disconnected" not in kinds, kinds

@@ -15,6 +15,7 @@ from ccc_statusd.hub import Hub
 from ccc_statusd.liveness import dead_sessions, is_alive, pid_start
 from ccc_statusd.paths import Paths
 from ccc_statusd.sessions import SessionInfo
+from ccc_statusd.store import Store
 
 from .fixtures import hook
 from .helpers import wait_until
@@ -93,8 +94,10 @@ async def test_the_default_list_is_live_sessions_and_forget_removes_an_ended_one
     refused = await hooks.request({"type": "query", "query": "forget", "session_id": A})
     assert "only ended sessions" in refused["error"]
     await daemon.flush_metadata()
+    await daemon.scheduler.enqueue(B, "prompt", "left behind")  # would retry for ever
     gone = await hooks.request({"type": "query", "query": "forget", "session_id": B})
     assert gone.get("error") is None and B in gone["data"]["forgotten"]
+    assert await daemon.store.call(Store.count_scheduled, B) == 0 and daemon.scheduler.count == 0
     assert not daemon.config.paths.session_cache(B).exists()
     everything = (
         await hooks.request({"type": "query", "query": "list_sessions", "data": {"all": True}})

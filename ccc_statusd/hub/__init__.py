@@ -89,7 +89,9 @@ class Hub:
             self._scheduled_for,
             config.path_maps,
         )
-        self.persistence = Persistence(self.directory, store, config.paths, wall=wall)
+        self.persistence = Persistence(
+            self.directory, store, config.paths, wall=wall, drop_rows=scheduler.drop_sessions
+        )
         self.asks = Asks(self.directory, self.delivery, self.events, store, scheduler.cancel)
         self.queries = Queries(
             self.directory,

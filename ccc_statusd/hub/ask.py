@@ -143,6 +143,8 @@ class Asks:
                 kind = event["event"]
                 if kind in ("typing", "scheduled_fired") and event.get("id") == queued_id:
                     state["delivered"] = True  # "typing" comes first: see Delivery._deliver
+                elif kind == "typing_aborted" and event.get("id") == queued_id:
+                    state["delivered"] = False  # declined after all: still queued
                 elif kind == "hook" and event.get("hook") == "Stop" and state["delivered"]:
                     reply = await self._reply_text(event.get("payload") or {})
                     return protocol.response(

@@ -84,12 +84,12 @@ class SessionClients:
             raise RemoteProtocolError(why)
         old = self.by_key.get(iid)
         if old is not None and old is not conn:
-            self._take_over(old, iid, conn, why="the same internal_id")
+            self._take_over(old, iid, conn, iid, why="the same internal_id")
         if msg.session_id:
             owner = self.directory.owner_key(msg.session_id)
             owner_conn = self.by_key.get(owner) if owner and owner != iid else None
             if owner_conn is not None and owner_conn is not conn:
-                self._take_over(owner_conn, owner or "", conn, why=f"session {msg.session_id}")
+                self._take_over(owner_conn, owner or "", conn, iid, why=f"session {msg.session_id}")
         self.by_key[iid] = conn
         conn.role = "session"
         conn.label = iid
@@ -127,7 +127,7 @@ class SessionClients:
         self.directory.wake(info.all_ids)
         return protocol.response(request_id=msg.request_id, session_id=info.session_id)
 
-    def _take_over(self, old: Conn, old_key: str, new: Conn, *, why: str) -> None:
+    def _take_over(self, old: Conn, old_key: str, new: Conn, new_key: str, *, why: str) -> None:
         """A newer connection claims what ``old`` held: tell it, close it, say so."""
         log.info(
             "session client %s (connection %d) taken over by connection %d (pid %s) for %s",
@@ -140,7 +140,7 @@ class SessionClients:
         info = self.directory.get(old_key)
         self.events.publish("taken_over", info, by_pid=new.peer_pid, reason=why)
         self._unmap(old)
-        if info is not None and old_key != new.label:
+        if info is not None and old_key != new_key:  # the same key: the session goes on
             self._left(info)
         old.close(
             f"this session client was replaced by a newer connection (pid {new.peer_pid}) "

@@ -311,16 +311,16 @@ class Delivery:
             else:  # pragma: no cover - exhaustive
                 raise AssertionError(decision)
         except ClientDeclined as exc:
-            self._forget(info, record)
-            info.settle_until_trio = None
+            self._undo(info, record, row_id)
             self._waiting_on(info, str(exc))
             raise NotNowError(str(exc), retry_s=NOT_IDLE_RETRY_S) from None
-        except BaseException:
-            self._forget(info, record)
-            info.settle_until_trio = None
+        except Exception:
+            self._undo(info, record, row_id)
             raise
+        # (Cancelled: the keys may already be on their way, so the settle window and the
+        # record stay, and the next message still waits for this turn's hooks.)
         self._waiting_on(info, None)
-        status = self._status(result, record)
+        status = self._status(info, result, record)
         if status == TYPED and wait and record is not None:
             status = await self._wait_confirmed(record)
         if body.kind != "eval":
@@ -330,11 +330,22 @@ class Delivery:
         self.routed += 1
         return status, result
 
-    def _status(self, result: dict[str, Any], record: DeliveryRecord | None) -> str:
+    def _undo(self, info: SessionInfo, record: DeliveryRecord | None, row_id: str | None) -> None:
+        """Nothing was typed after all: forget it, end the settle window, and tell an ask
+        that heard "typing" for this row that its prompt is not in."""
+        self._forget(info, record)
+        info.settle_until_trio = None
+        if row_id is not None:
+            self.events.publish("typing_aborted", info, id=row_id)
+
+    def _status(
+        self, info: SessionInfo, result: dict[str, Any], record: DeliveryRecord | None
+    ) -> str:
         if record is None:
             return DELIVERED  # eval: nothing is typed
         if result.get("status") == SUBMITTED and not record.submitted:
             record.submitted = True
+            self.directory.touch(info)
         return SUBMITTED if record.submitted else TYPED
 
     async def _wait_confirmed(self, record: DeliveryRecord) -> str:
@@ -404,6 +415,7 @@ class Delivery:
             return
         # By identity: two deliveries of the same text are two records.
         info.deliveries[:] = [r for r in info.deliveries if r is not record]
+        self.directory.touch(info)
 
 
 def _display(body: Body) -> str:

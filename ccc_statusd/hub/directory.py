@@ -71,11 +71,11 @@ class SessionDirectory:
     def resolve(self, target: str) -> str:
         """A live session's name, a full id (the common case: no set is built), or a unique
         prefix → full session id."""
+        if target in self.registry.session_to_internal or target in self.remembered:
+            return target  # an exact id always wins over a name
         named = self.named(target)
         if named is not None and named.session_id:
             return named.session_id
-        if target in self.registry.session_to_internal or target in self.remembered:
-            return target
         return resolve_id(target, self.known_ids())
 
     def named(self, name: str) -> SessionInfo | None:
@@ -151,7 +151,10 @@ class SessionDirectory:
 
     def forget(self, key: str) -> SessionInfo | None:
         self.stamps.pop(key, None)
-        return self.registry.forget(key)
+        info = self.registry.forget(key)
+        if info is not None and info.name and self._names.get(info.name) == key:
+            del self._names[info.name]
+        return info
 
     def set_pid(self, info: SessionInfo, pid: int | None) -> None:
         """The session's Claude process (and its start time, which tells a reused pid apart)."""
@@ -239,8 +242,9 @@ class SessionDirectory:
         """Mark a session for the next metadata flush (coalesced: one transaction per flush)."""
         self._dirty.add(info.key)
         self.changed.set()
-        self._stamp += 1
-        self.stamps[info.key] = self._stamp
+        if info.key in self.registry.sessions:  # not for a session already forgotten
+            self._stamp += 1
+            self.stamps[info.key] = self._stamp
 
     def is_dirty(self, key: str) -> bool:
         return key in self._dirty

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -81,7 +81,9 @@ class Persistence:
         paths: Paths,
         *,
         wall: Callable[[], float],
+        drop_rows: Callable[[list[str]], Awaitable[int]] | None = None,
     ) -> None:
+        self.drop_rows = drop_rows  # the scheduler's: a forgotten session's waiting messages
         self.directory = directory
         self.store = store
         self.paths = paths
@@ -175,6 +177,8 @@ class Persistence:
             return
         await self.store.call(Store.forget_session, session_ids)
         await self.store.offload(remove_caches, self.paths, session_ids)
+        if self.drop_rows is not None:
+            await self.drop_rows(session_ids)
         for sid in session_ids:
             self._fingerprints.pop(sid, None)
 
