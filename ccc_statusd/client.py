@@ -30,6 +30,7 @@ import os
 
 from . import fastjson
 from .peercheck import foreign_server
+from .wire import routed_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -351,21 +352,18 @@ def ask_message(
 
 
 def prompt_message(session: str, text: str) -> dict[str, Any]:
-    return {"type": "prompt", "session_id": session, "text": text}
+    return routed_message("prompt", session, text=text)
 
 
 def command_message(
     session: str, name: str, args: str | Sequence[str] | None = None
 ) -> dict[str, Any]:
-    msg: dict[str, Any] = {"type": "command", "session_id": session, "name": name}
     text = args if isinstance(args, str) or args is None else " ".join(args)
-    if text:
-        msg["text"] = text
-    return msg
+    return routed_message("command", session, name=name, text=text or None)
 
 
 def eval_message(session: str, code: str) -> dict[str, Any]:
-    return {"type": "eval", "session_id": session, "code": code}
+    return routed_message("eval", session, code=code)
 
 
 def query_message(name: str, **fields: Any) -> dict[str, Any]:

@@ -115,27 +115,25 @@ def map_payload(
     if not mappings:
         return payload, None
     out = dict(payload)
+    origin = _map_keys(out, _TOP_LEVEL, mappings)
+    ws = out.get("workspace")
+    if isinstance(ws, dict):
+        out["workspace"] = ws = dict(ws)
+        ws_origin = _map_keys(ws, _WORKSPACE, mappings)  # always mapped, whatever origin is
+        origin = origin or ws_origin
+    return out, origin
+
+
+def _map_keys(d: dict[str, object], keys: Iterable[str], mappings: PathMap) -> str | None:
+    """Map ``d[key]`` in place for each path key (dropping refused ones); the first origin."""
     origin: str | None = None
-    for key in _TOP_LEVEL:
-        value = out.get(key)
+    for key in keys:
+        value = d.get(key)
         if isinstance(value, str):
             origin = origin or where(value, mappings)
             mapped = to_host(value, mappings)
             if mapped is None:
-                del out[key]
+                del d[key]
             else:
-                out[key] = mapped
-    ws = out.get("workspace")
-    if isinstance(ws, dict):
-        ws = dict(ws)
-        for key in _WORKSPACE:
-            value = ws.get(key)
-            if isinstance(value, str):
-                origin = origin or where(value, mappings)
-                mapped = to_host(value, mappings)
-                if mapped is None:
-                    del ws[key]
-                else:
-                    ws[key] = mapped
-        out["workspace"] = ws
-    return out, origin
+                d[key] = mapped
+    return origin

@@ -379,10 +379,22 @@ def _default_line(v: dict[str, str | None], color: bool) -> str:
         parts.append(f"${v['cost']}")
     if v["branch"]:
         parts.append(_paint(v["branch"], "magenta", color))
+    parts += _daemon_parts(v, color, "scheduled")
+    return SEPARATOR.join(parts) or "ccc"
+
+
+def _wrap_segment(v: dict[str, str | None], color: bool) -> str:
+    """ccc's part next to a wrapped statusLine: what only the daemon knows."""
+    return SEPARATOR.join(_daemon_parts(v, color, "queued")) or "ccc"
+
+
+def _daemon_parts(v: dict[str, str | None], color: bool, scheduled_word: str) -> list[str]:
+    """Short id, waiting messages, other sessions busy/waiting, daemon down."""
+    parts: list[str] = []
     if v["short_id"]:
         parts.append(_paint(v["short_id"], "dim", color))
     if v["scheduled"] not in (None, "0"):
-        parts.append(_paint(f"{v['scheduled']} scheduled", "blue", color))
+        parts.append(_paint(f"{v['scheduled']} {scheduled_word}", "blue", color))
     if v["busy"] not in (None, "0"):
         parts.append(f"{v['busy']} busy")
     if v["waiting"] not in (None, "0"):
@@ -390,23 +402,7 @@ def _default_line(v: dict[str, str | None], color: bool) -> str:
         parts.append(_paint(f"{v['waiting']} waiting", "yellow", color))
     if v["daemon"] == "down":
         parts.append(_paint("ccc off", "dim", color))
-    return SEPARATOR.join(parts) or "ccc"
-
-
-def _wrap_segment(v: dict[str, str | None], color: bool) -> str:
-    """ccc's part next to a wrapped statusLine: what only the daemon knows."""
-    parts: list[str] = []
-    if v["short_id"]:
-        parts.append(_paint(v["short_id"], "dim", color))
-    if v["scheduled"] not in (None, "0"):
-        parts.append(_paint(f"{v['scheduled']} queued", "blue", color))
-    if v["busy"] not in (None, "0"):
-        parts.append(f"{v['busy']} busy")
-    if v["waiting"] not in (None, "0"):
-        parts.append(_paint(f"{v['waiting']} waiting", "yellow", color))
-    if v["daemon"] == "down":
-        parts.append(_paint("ccc off", "dim", color))
-    return SEPARATOR.join(parts) or "ccc"
+    return parts
 
 
 def combine(

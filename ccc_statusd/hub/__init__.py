@@ -126,12 +126,6 @@ class Hub:
         try:
             obj = protocol.decode_object(line)
             msg = protocol.validate(obj)
-            if (
-                msg.type == "query"
-                and msg.query == "list_sessions"
-                and not (msg.data or {}).get("all")
-            ):
-                return await self.queries.list_live_line(msg)  # encoded once per change
             reply = await self.dispatch(conn, msg)
         except (RemoteProtocolError, RoutingError) as exc:
             self.errors += 1
@@ -147,15 +141,15 @@ class Hub:
                 error=f"the daemon cannot write to {self.config.paths.cache_dir}: the disk is "
                 "full; nothing stored was lost: free some space (df -h), then send again",
             )
-        if reply is None:
-            return None
+        if reply is None or isinstance(reply, bytes):
+            return reply  # bytes: a reply line the owner encoded itself (the live list)
         return protocol.encode_dict(reply)
 
     def on_disconnect(self, conn: Conn) -> None:
         self.events.unsubscribe(conn)
         self.clients.disconnect(conn)
 
-    async def dispatch(self, conn: Conn, msg: Any) -> dict[str, Any] | None:
+    async def dispatch(self, conn: Conn, msg: Any) -> dict[str, Any] | bytes | None:
         kind = msg.type
         if kind == "response":
             self.clients.response(conn, msg)

@@ -177,7 +177,11 @@ class Delivery:
         self.queued += 1
         info = self.directory.by_session_id(sid)
         self.events.publish(
-            "queued", info, id=row["id"], reason=reason, text=preview(_display(body))
+            "queued",
+            info,
+            id=row["id"],
+            reason=reason,
+            text=preview(body.typed_line()),  # checked by enqueue
         )
         return row
 
@@ -416,9 +420,3 @@ class Delivery:
         # By identity: two deliveries of the same text are two records.
         info.deliveries[:] = [r for r in info.deliveries if r is not record]
         self.directory.touch(info)
-
-
-def _display(body: Body) -> str:
-    if body.kind == "command":
-        return "/" + (body.name or "") + (f" {body.text}" if body.text else "")
-    return body.text or body.code or ""

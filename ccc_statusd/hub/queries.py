@@ -65,13 +65,16 @@ class Queries:
         self.status = status
         self._rows: dict[str, tuple[int, tuple[bool, bool, float], bytes, str]] = {}
 
-    async def answer(self, conn: Conn, msg: protocol.Query) -> dict[str, Any]:
+    async def answer(self, conn: Conn, msg: protocol.Query) -> dict[str, Any] | bytes:
+        """The reply: a dict, or the whole reply line already encoded (the live list)."""
         handler = self._handlers.get(msg.query)
         if handler is None:
             raise RemoteProtocolError(
                 f"unknown query {msg.query[:40]!r}; use one of: " + ", ".join(protocol.QUERY_NAMES)
             )
         data = await handler(conn, msg)
+        if isinstance(data, bytes):
+            return data
         if isinstance(data, tuple):  # (session id, data)
             sid, data = data
             return protocol.response(request_id=msg.request_id, session_id=sid, data=data)
@@ -108,9 +111,10 @@ class Queries:
             for c in self.server.conns.values()
         ]
 
-    async def _list_sessions(self, conn: Conn, msg: protocol.Query) -> list[dict[str, Any]]:
-        everything = bool((msg.data or {}).get("all"))
-        return await list_sessions(self.directory, self.store, everything=everything)
+    async def _list_sessions(self, conn: Conn, msg: protocol.Query) -> list[dict[str, Any]] | bytes:
+        if (msg.data or {}).get("all"):
+            return await list_all_sessions(self.directory, self.store)
+        return await self.list_live_line(msg)
 
     async def list_live_line(self, msg: protocol.Query) -> bytes:
         """The reply line to ``list_sessions`` (live sessions), built from rows encoded once
@@ -261,20 +265,13 @@ ROW_KEYS = (
 )
 
 
-async def list_sessions(
-    directory: SessionDirectory, store: StoreWorker, *, everything: bool = False
+async def list_all_sessions(
+    directory: SessionDirectory, store: StoreWorker
 ) -> list[dict[str, Any]]:
-    """The sessions to show: live ones (in the registry and not ended) by default; with
-    ``everything``, also those only in the database and the transcript index. Live and
-    recently active first; every row has every key of ``ROW_KEYS``."""
+    """Every session known (``list_sessions`` with ``all``): live ones, and those only in the
+    database and the transcript index. Live and recently active first; every row has every
+    key of ``ROW_KEYS``. (The default, live-only list is ``Queries.list_live_line``.)"""
     queued = await store.call(Store.queued_counts)
-    if not everything:
-        live = [
-            _row(info.to_public(), queued, live=True)
-            for info in directory.sessions.values()
-            if info.session_id and info.state != ENDED
-        ]
-        return sort_sessions(live)
     rows = await store.call(Store.sessions)
     by_id: dict[str, dict[str, Any]] = {}
     for row in rows:
